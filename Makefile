@@ -1,0 +1,27 @@
+# Two commands do everything on a fresh clone: `make serve` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install serve test lint
+
+install: $(VENV)/.installed
+
+# torch first and pinned: a bare `torch` requirement may pull a multi-GB CUDA build onto a CPU machine
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+serve: install
+	$(BIN)/python -m app serve
+
+lint: install
+	$(BIN)/ruff check app training tests
+	$(BIN)/ruff format --check app training tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest

@@ -1,0 +1,142 @@
+"""`python -m training train|bench`: train a DCGAN into model_store, or time a training step."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from training.checkpoint import CheckpointError
+from training.data import DataError, load_images, to_signed
+from training.gan import PRECISIONS, GanUpdate, Optim, resolve_precision
+from training.networks import SUPPORTED_RESOLUTIONS, ConfigError, NetworkConfig
+from training.train import TrainSettings, pick_device, train
+
+
+def _network_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("network")
+    group.add_argument("--resolution", type=int, default=64, help=f"image side in pixels, one of {SUPPORTED_RESOLUTIONS}")
+    group.add_argument("--z-dim", type=int, default=100, help="latent size (default 100)")
+    group.add_argument("--g-width", type=int, default=64, help="generator width at the last stage (ngf)")
+    group.add_argument("--d-width", type=int, default=64, help="discriminator width at the first stage (ndf)")
+
+
+def _common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="image folder, .zip of images, or .npz with 'images'")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per step and per process (default 64)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    _network_args(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train DCGAN checkpoints for the completion service. "
+        "Multi-GPU: torchrun --nproc-per-node N -m training train ...",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("train", help="train a model and write model_store/<name>/<version>/")
+    _common_args(run)
+    run.add_argument("--name", required=True, help="model name, e.g. faces (the service's `model` field)")
+    run.add_argument("--version", default="1", help="version folder to write (default 1)")
+    run.add_argument("--model-store", type=Path, default=Path("model_store"), help="where checkpoints go")
+    run.add_argument("--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME/VERSION)")
+    run.add_argument("--steps", type=int, default=3000, help="total optimisation steps (default 3000)")
+    run.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto", help="auto: bf16 on CPU, AMP on CUDA")
+    run.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D (default 2e-4)")
+    run.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default 0.5)")
+    run.add_argument("--ema-decay", type=float, default=0.999, help="decay of the EMA generator that is shipped")
+    run.add_argument("--sample-every", type=int, default=250, help="write a sample grid PNG every N steps")
+    run.add_argument("--state-every", type=int, default=250, help="write resume state every N steps")
+    run.add_argument("--holdout-fraction", type=float, default=0.1, help="share of images kept out for evaluation")
+    run.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt if it exists")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    run.add_argument("--dataset-name", help="dataset name for the model card (default: the data file's stem)")
+    run.add_argument("--licence", default="unknown", help="dataset licence for the model card")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+
+    bench = commands.add_parser("bench", help="time training steps per precision and print img/s")
+    _common_args(bench)
+    bench.add_argument("--steps", type=int, default=20, help="timed steps per precision (default 20)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    return parser
+
+
+def _network(args: argparse.Namespace) -> NetworkConfig:
+    return NetworkConfig(resolution=args.resolution, z_dim=args.z_dim, g_width=args.g_width, d_width=args.d_width)
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    settings = TrainSettings(
+        data=args.data,
+        name=args.name,
+        version=args.version,
+        model_store=args.model_store,
+        run_dir=args.run_dir,
+        network=_network(args),
+        optim=Optim(lr=args.lr, beta1=args.beta1, ema_decay=args.ema_decay),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        device=args.device,
+        sample_every=args.sample_every,
+        state_every=args.state_every,
+        holdout_fraction=args.holdout_fraction,
+        flip=not args.no_flip,
+        seed=args.seed,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        dataset_name=args.dataset_name,
+        licence=args.licence,
+        show_progress=not args.no_progress,
+    )
+    path = train(settings)
+    if path is not None:
+        print(f"wrote {path}")
+
+
+def _run_bench(args: argparse.Namespace) -> None:
+    """Same data, same networks, one precision after another: img/s side by side."""
+    network = _network(args)
+    device = pick_device(args.device, 0)
+    images = to_signed(load_images(args.data, network.resolution).images)
+    precisions = ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else [])
+    print(f"device={device} batch={args.batch_size} steps={args.steps} threads={torch.get_num_threads()}")
+    print(f"{'precision':>9} | {'s/step':>7} | {'img/s':>7}")
+    for precision in precisions:
+        gan = GanUpdate(network, device, resolve_precision(precision, device), Optim())
+        for step in range(args.warmup + args.steps):
+            if step == args.warmup:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                started = time.perf_counter()
+            index = torch.randint(len(images), (args.batch_size,))
+            gan.step(images[index].to(device))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        per_step = (time.perf_counter() - started) / args.steps
+        print(f"{precision:>9} | {per_step:7.3f} | {args.batch_size / per_step:7.1f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            _run_train(args)
+        else:
+            _run_bench(args)
+    except (DataError, ConfigError, CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

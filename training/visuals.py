@@ -1,0 +1,56 @@
+"""Pictures of training: sample grids and the loss curve."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from training.data import to_uint8
+
+
+def grid_image(images: torch.Tensor, columns: int | None = None, pad: int = 2) -> Image.Image:
+    """(N, 3, H, W) in [-1, 1] -> one PIL image, a white-padded grid."""
+    pixels = to_uint8(images.cpu()).permute(0, 2, 3, 1).numpy()
+    count, height, width, _ = pixels.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    canvas = Image.new("RGB", (columns * (width + pad) + pad, rows * (height + pad) + pad), "white")
+    for index, tile in enumerate(pixels):
+        row, col = divmod(index, columns)
+        canvas.paste(Image.fromarray(tile), (pad + col * (width + pad), pad + row * (height + pad)))
+    return canvas
+
+
+def save_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid_image(images, columns).save(path)
+    return path
+
+
+def save_loss_curve(d_losses: list[float], g_losses: list[float], path: Path) -> Path:
+    """Raw and smoothed D/G losses per step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    window = max(1, len(d_losses) // 50)
+    for values, label, colour in ((d_losses, "D", "tab:blue"), (g_losses, "G", "tab:orange")):
+        steps = range(1, len(values) + 1)
+        ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
+        kernel = torch.ones(window) / window
+        smooth = torch.nn.functional.conv1d(torch.tensor(values).view(1, 1, -1), kernel.view(1, 1, -1))
+        ax.plot(range(window, len(values) + 1), smooth.flatten().tolist(), color=colour, label=f"{label} loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("BCE loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
