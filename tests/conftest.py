@@ -1,0 +1,53 @@
+"""Fixtures shared by every test package: tiny checkpoints built on the spot, the shared real data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.checkpoint import save_checkpoint
+from training.networks import Discriminator, Generator, NetworkConfig, recompute_batchnorm_stats
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("IMGCOMP_SHARED_DATA", REPO.parent / "shared" / "data"))
+FACES_NPZ = SHARED_DATA / "utkface_crop_part1_64.npz"
+FRUITS_NPZ = SHARED_DATA / "fruits360_64.npz"
+SHIPPED_STORE = REPO / "model_store"
+
+TINY = NetworkConfig(resolution=32, z_dim=16, g_width=8, d_width=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> NetworkConfig:
+    return TINY
+
+
+@pytest.fixture
+def make_tiny_store(tmp_path: Path) -> Callable[..., Path]:
+    """Write untrained-but-valid tiny checkpoints into a fresh model store; returns the store root."""
+
+    def make(names: tuple[str, ...] = ("tiny",), config: NetworkConfig = TINY, seed: int = 0) -> Path:
+        root = tmp_path / "model_store"
+        for index, name in enumerate(names):
+            torch.manual_seed(seed + index)
+            generator, discriminator = Generator(config), Discriminator(config)
+            recompute_batchnorm_stats(generator, samples=256, batch_size=64)
+            card = {"dataset": {"name": "none (test)", "licence": "n/a", "held_out": []}, "training": {"steps": 0}}
+            save_checkpoint(root, name, "1", generator, discriminator.eval(), config, card)
+        return root
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def faces() -> np.ndarray:
+    """Real UTKFace crops, (N, 64, 64, 3) uint8, from ../shared/data."""
+    if not FACES_NPZ.exists():
+        pytest.fail(f"{FACES_NPZ} is missing: the tests read the shared data set beside the repository")
+    with np.load(FACES_NPZ) as archive:
+        return archive["images"]
