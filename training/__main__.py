@@ -19,7 +19,9 @@ from training.train import TrainSettings, pick_device, train
 
 def _network_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("network")
-    group.add_argument("--resolution", type=int, default=64, help=f"image side in pixels, one of {SUPPORTED_RESOLUTIONS}")
+    group.add_argument(
+        "--resolution", type=int, default=64, help=f"image side in pixels, one of {SUPPORTED_RESOLUTIONS}"
+    )
     group.add_argument("--z-dim", type=int, default=100, help="latent size (default 100)")
     group.add_argument("--g-width", type=int, default=64, help="generator width at the last stage (ngf)")
     group.add_argument("--d-width", type=int, default=64, help="discriminator width at the first stage (ndf)")
@@ -45,9 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", required=True, help="model name, e.g. faces (the service's `model` field)")
     run.add_argument("--version", default="1", help="version folder to write (default 1)")
     run.add_argument("--model-store", type=Path, default=Path("model_store"), help="where checkpoints go")
-    run.add_argument("--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME/VERSION)")
+    run.add_argument(
+        "--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME/VERSION)"
+    )
     run.add_argument("--steps", type=int, default=3000, help="total optimisation steps (default 3000)")
-    run.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto", help="auto: bf16 on CPU, AMP on CUDA")
+    run.add_argument(
+        "--precision", choices=("auto", *PRECISIONS), default="auto", help="auto: bf16 on CPU, AMP on CUDA"
+    )
     run.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D (default 2e-4)")
     run.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default 0.5)")
     run.add_argument("--ema-decay", type=float, default=0.999, help="decay of the EMA generator that is shipped")

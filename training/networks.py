@@ -123,9 +123,7 @@ class Discriminator(nn.Module):
 
 
 @torch.no_grad()
-def recompute_batchnorm_stats(
-    generator: Generator, samples: int = 4096, batch_size: int = 256, seed: int = 0
-) -> None:
+def recompute_batchnorm_stats(generator: Generator, samples: int = 4096, batch_size: int = 256, seed: int = 0) -> None:
     """Replace running BN statistics with an exact average over fresh samples.
 
     The search runs G in eval mode; running statistics gathered with momentum

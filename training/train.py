@@ -101,7 +101,9 @@ def _atomic_torch_save(state: dict[str, Any], path: Path) -> None:
     os.replace(partial, path)
 
 
-def _card(settings: TrainSettings, data: ImageSet, train: ImageSet, held: ImageSet, training: dict[str, Any]) -> dict[str, Any]:
+def _card(
+    settings: TrainSettings, data: ImageSet, train: ImageSet, held: ImageSet, training: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "dataset": {
             "name": settings.dataset_name or Path(data.source).stem,
