@@ -1,0 +1,154 @@
+"""`python -m app serve | complete`: the HTTP service, or the same completion over a folder offline.
+
+Each subcommand is a `_name(args) -> exit code` function registered in
+`build_parser`, so later ones (`evaluate`, `bench`) slot in beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from app.api.uploads import MEDIA_TYPES, Upload, UploadError, decode_upload, encode_image
+from app.config import Settings, describe_errors
+from app.engine.compose import finish, prepare
+from app.engine.errors import EngineError
+from app.engine.runner import SearchRunner
+from app.engine.search import SearchJob, SearchParams
+from app.store import ModelStore, UnknownModelError
+from training.checkpoint import CheckpointError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _settings(**overrides: Any) -> Settings | None:
+    """Settings from the environment plus command-line overrides; None after printing what to fix."""
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as error:
+        for line in describe_errors(error):
+            print(f"invalid setting: {line}", file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = _settings(host=args.host, port=args.port)
+    if settings is None:
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one process: every device is inside it, and Prometheus needs no multiprocess mode
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+def _images(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _pair(inputs: Path, masks: Path | None) -> list[tuple[Path, Path | None]]:
+    """Each image with the mask of the same stem (or the one mask file for all; None: use the image's alpha)."""
+    images = _images(inputs)
+    if masks is None or masks.is_file():
+        return [(image, masks) for image in images]
+    by_stem = {p.stem: p for p in _images(masks)}
+    missing = [image.name for image in images if image.stem not in by_stem]
+    if missing:
+        raise FileNotFoundError(f"no mask in {masks} for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return [(image, by_stem[image.stem]) for image in images]
+
+
+def _complete(args: argparse.Namespace) -> int:
+    settings = _settings(model_store=args.model_store, default_model=args.model.partition(":")[0], devices=args.device)
+    if settings is None:
+        return 2
+    try:
+        entry = ModelStore.discover(settings.model_store, settings.default_model).resolve(args.model)
+        pairs = _pair(args.inputs, args.masks)
+        device = torch.device(settings.devices[0])
+        checkpoint = entry.load(device)
+        runner = SearchRunner(checkpoint.generator, checkpoint.discriminator, device, settings.precision)
+        params = SearchParams(iterations=args.iterations, restarts=args.restarts, seed=args.seed)
+    except (UnknownModelError, CheckpointError, FileNotFoundError, EngineError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    with tqdm(total=len(pairs), unit="img", desc=f"completing with {entry.key}") as progress:
+        for start in range(0, len(pairs), args.batch_size):
+            chunk: list[tuple[Path, Upload, SearchJob]] = []
+            for image_path, mask_path in pairs[start : start + args.batch_size]:
+                try:
+                    mask = mask_path.read_bytes() if mask_path is not None else None
+                    upload = decode_upload(image_path.read_bytes(), mask, settings.max_image_pixels)
+                    prepared = prepare(upload.image, upload.hole, entry.resolution)
+                except (UploadError, EngineError) as error:
+                    tqdm.write(f"skipped {image_path.name}: {error}", file=sys.stderr)
+                    failures += 1
+                    progress.update()
+                    continue
+                chunk.append((image_path, upload, SearchJob(prepared.target, prepared.hole, params)))
+            results = runner.run([job for _, _, job in chunk]) if chunk else []
+            for (image_path, upload, _), result in zip(chunk, results, strict=True):
+                restored = finish(upload.image, upload.hole, result.generated, blend=args.blend)
+                target = args.out / f"{image_path.stem}.{args.format}"
+                target.write_bytes(encode_image(restored, args.format))
+                progress.update()
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="Image completion by DCGAN latent search. Settings come from IMGCOMP_* environment variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service (one uvicorn process, every device inside it)")
+    serve.add_argument("--host", help="listen address (default IMGCOMP_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default IMGCOMP_PORT or 8000)")
+    serve.set_defaults(handler=_serve)
+
+    offline = commands.add_parser("complete", help="complete a file or a folder of images offline, without a server")
+    offline.add_argument("inputs", type=Path, help="an image file or a folder of PNG/JPEG/WebP images")
+    offline.add_argument(
+        "--masks",
+        type=Path,
+        help="a mask file for all, or a folder of masks paired by file name (white = fill); "
+        "omit to use each image's transparent pixels",
+    )
+    offline.add_argument("--out", type=Path, required=True, help="folder for the restored images")
+    offline.add_argument("--model", default="faces", help="name or name:version (default faces, latest version)")
+    offline.add_argument("--model-store", type=Path, help="default IMGCOMP_MODEL_STORE or model_store")
+    offline.add_argument("--device", help="cpu or cuda:N (default: the first of IMGCOMP_DEVICES)")
+    offline.add_argument("--iterations", type=int, default=400, help="search iterations per restart (default 400)")
+    offline.add_argument("--restarts", type=int, default=2, help="restarts per image, best loss wins (default 2)")
+    offline.add_argument("--seed", type=int, default=0, help="same seed, same result (default 0)")
+    offline.add_argument("--blend", choices=("poisson", "none"), default="poisson", help="seam blending")
+    offline.add_argument("--format", choices=tuple(MEDIA_TYPES), default="png", help="output encoding (default png)")
+    offline.add_argument("--batch-size", type=int, default=8, help="images searched together (default 8)")
+    offline.set_defaults(handler=_complete)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP layer: routes, upload parsing, problem+json errors. No tensor work happens here."""

@@ -1,0 +1,186 @@
+"""`POST /complete`: an upload and its mask in, the restored image out.
+
+The route only awaits futures: decoding and preparing run in the app's thread
+pool, the search on a device worker, blending and encoding back in the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from app.api.deps import BackendDep, ExecutorDep, SettingsDep, StoreDep
+from app.api.problems import MEDIA_TYPE, Problem, problem_body
+from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image
+from app.config import Settings
+from app.engine.compose import Prepared, finish, prepare
+from app.engine.search import SearchJob, SearchParams
+from app.store import ModelEntry
+
+router = APIRouter(tags=["completion"])
+
+
+class Timings(BaseModel):
+    """Seconds spent in each stage of one request."""
+
+    decode_s: float
+    queue_s: float
+    search_s: float
+    encode_s: float
+    total_s: float
+
+
+class Completion(BaseModel):
+    """The JSON answer (`Accept: application/json`), for programmatic clients."""
+
+    image: str
+    format: OutputFormat
+    model: str
+    iterations: int
+    loss: float
+    timings: Timings
+    request_id: str | None = None
+
+
+def _problem_example(reason: str, detail: str) -> dict[str, Any]:
+    return {"content": {MEDIA_TYPE: {"example": problem_body(reason, detail)}}}
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": Completion,
+        "description": "The restored image at the upload's size (PNG unless `format` says otherwise), "
+        "or JSON with the image in base64 when the request sends `Accept: application/json`.",
+        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    413: _problem_example("upload-too-large", "the request body is 31,457,280 bytes, over the 20,000,000 byte limit"),
+    415: _problem_example("not-an-image", "the image is not a PNG, JPEG or WebP image"),
+    422: _problem_example("mask-size-mismatch", "the mask is 32x32 but the image is 64x64: send a mask of its size"),
+    503: _problem_example("queue-full", "all 64 queue places are taken: retry after the Retry-After seconds"),
+    504: _problem_example("timeout", "the search did not finish within 120 s: retry with fewer iterations"),
+}
+
+
+def _check_budget(settings: Settings, iterations: int | None, restarts: int | None) -> tuple[int, int]:
+    """The caller's budget, or the server's defaults; over the server's maxima is a 422, never a silent clamp."""
+    iterations = settings.default_iterations if iterations is None else iterations
+    restarts = settings.default_restarts if restarts is None else restarts
+    if iterations > settings.max_iterations:
+        raise Problem("invalid-parameter", f"iterations must be at most {settings.max_iterations}, got {iterations}")
+    if restarts > settings.max_restarts:
+        raise Problem("invalid-parameter", f"restarts must be at most {settings.max_restarts}, got {restarts}")
+    return iterations, restarts
+
+
+def _prepare(image: bytes, mask: bytes | None, max_pixels: int, resolution: int) -> tuple[Upload, Prepared]:
+    upload = decode_upload(image, mask, max_pixels)
+    return upload, prepare(upload.image, upload.hole, resolution)
+
+
+def _finish(upload: Upload, generated: Any, blend: Literal["poisson", "none"], output_format: OutputFormat) -> bytes:
+    restored: np.ndarray = finish(upload.image, upload.hole, generated, blend=blend)
+    return encode_image(restored, output_format)
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+@router.post("/complete", response_class=Response, responses=_RESPONSES, summary="Restore the masked part of a photo")
+async def complete(
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    backend: BackendDep,
+    executor: ExecutorDep,
+    image: Annotated[
+        UploadFile,
+        File(description="The photo: PNG, JPEG or WebP. Transparent pixels mark the hole when no `mask` is sent."),
+    ],
+    mask: Annotated[UploadFile | None, File(description="Same size as the image; white = fill, black = keep.")] = None,
+    model: Annotated[
+        str | None,
+        Form(
+            description="`name` (latest version) or `name:version`; default: the server's default model.",
+            examples=["faces", "faces:1"],
+        ),
+    ] = None,
+    iterations: Annotated[
+        int | None,
+        Form(ge=1, description="Search iterations per restart (server default and maximum apply).", examples=[400]),
+    ] = None,
+    restarts: Annotated[
+        int | None, Form(ge=1, description="Independent searches; the lowest loss wins.", examples=[2])
+    ] = None,
+    seed: Annotated[int, Form(ge=0, le=2**63 - 1, description="Same seed, same upload: same result.")] = 0,
+    blend: Annotated[Literal["poisson", "none"], Form(description="Poisson seam blending, or none.")] = "poisson",
+    output_format: Annotated[OutputFormat, Form(alias="format", description="Encoding of the answer.")] = "png",
+) -> Response:
+    started = time.perf_counter()
+    entry: ModelEntry = store.resolve(model)
+    request.state.model = entry.name
+    budget, tries = _check_budget(settings, iterations, restarts)
+    params = SearchParams(iterations=budget, restarts=tries, seed=seed)
+    image_data = await image.read()
+    mask_data = await mask.read() if mask is not None else None
+
+    loop = asyncio.get_running_loop()
+    upload, prepared = await loop.run_in_executor(
+        executor, _prepare, image_data, mask_data, settings.max_image_pixels, entry.resolution
+    )
+    decoded = time.perf_counter()
+    future = backend.submit(entry.key, SearchJob(prepared.target, prepared.hole, params))
+    remaining = settings.request_timeout_s - (decoded - started)
+    try:
+        result = await asyncio.wait_for(future, timeout=max(remaining, 0.0))
+    except TimeoutError:
+        raise Problem(
+            "timeout",
+            f"the search did not finish within {settings.request_timeout_s:g} s: retry later or with fewer iterations",
+        ) from None
+    searched = time.perf_counter()
+    body = await loop.run_in_executor(executor, _finish, upload, result.generated, blend, output_format)
+    done = time.perf_counter()
+
+    timings = Timings(
+        decode_s=decoded - started,
+        queue_s=max(0.0, searched - decoded - result.seconds),
+        search_s=result.seconds,
+        encode_s=done - searched,
+        total_s=done - started,
+    )
+    headers = {
+        "X-Model": entry.key,
+        "X-Iterations": str(result.iterations),
+        "X-Search-Seconds": f"{result.seconds:.4f}",
+        "X-Total-Seconds": f"{timings.total_s:.4f}",
+        "Server-Timing": ", ".join(
+            f"{stage};dur={seconds * 1000:.1f}"
+            for stage, seconds in (
+                ("decode", timings.decode_s),
+                ("queue", timings.queue_s),
+                ("search", timings.search_s),
+                ("encode", timings.encode_s),
+                ("total", timings.total_s),
+            )
+        ),
+    }
+    if _wants_json(request):
+        answer = Completion(
+            image=base64.b64encode(body).decode("ascii"),
+            format=output_format,
+            model=entry.key,
+            iterations=result.iterations,
+            loss=result.loss,
+            timings=timings,
+            request_id=getattr(request.state, "request_id", None),
+        )
+        return JSONResponse(answer.model_dump(), headers=headers)
+    return Response(body, media_type=MEDIA_TYPES[output_format], headers=headers)

@@ -1,0 +1,65 @@
+"""The shared objects a running app owns, handed to routes as `Annotated` dependencies.
+
+The lifespan builds one `Services` and stores it on `app.state`; routes never
+reach for module globals, so tests can build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.config import Settings
+from app.metrics import Metrics
+from app.store import ModelStore
+from app.worker import SearchBackend
+
+
+@dataclass
+class Services:
+    """Everything a request may need, created at start-up and stopped at shutdown."""
+
+    settings: Settings
+    store: ModelStore
+    backend: SearchBackend
+    executor: ThreadPoolExecutor  # decode / prepare / blend / encode, off the loop and off the device threads
+    metrics: Metrics
+
+    def stop(self) -> None:
+        self.backend.stop()
+        self.executor.shutdown(wait=True)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_settings(request: Request) -> Settings:
+    return get_services(request).settings
+
+
+def get_store(request: Request) -> ModelStore:
+    return get_services(request).store
+
+
+def get_backend(request: Request) -> SearchBackend:
+    return get_services(request).backend
+
+
+def get_executor(request: Request) -> ThreadPoolExecutor:
+    return get_services(request).executor
+
+
+def get_metrics(request: Request) -> Metrics:
+    return get_services(request).metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ModelStore, Depends(get_store)]
+BackendDep = Annotated[SearchBackend, Depends(get_backend)]
+ExecutorDep = Annotated[ThreadPoolExecutor, Depends(get_executor)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -1,0 +1,32 @@
+"""Liveness, readiness and the Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from app.api.deps import MetricsDep
+from app.api.problems import Problem
+from app.metrics import CONTENT_TYPE
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process answers (liveness)")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Models are loaded and every device worker runs (readiness)")
+async def readyz(request: Request) -> dict[str, object]:
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        raise Problem("not-ready", "models are still loading: retry shortly")
+    if not services.backend.alive:
+        raise Problem("not-ready", "a device worker has stopped: the operators should restart this replica")
+    return {"status": "ready", "models": [entry.key for entry in services.store.entries()]}
+
+
+@router.get("/metrics", summary="Prometheus metrics (text exposition format)", response_class=Response)
+async def metrics(registry: MetricsDep) -> Response:
+    return Response(registry.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,101 @@
+"""Pure ASGI middleware: request ids and completion metrics, and the upload size limit.
+
+Pure ASGI rather than `BaseHTTPMiddleware`, so streaming bodies are not
+buffered and the size limit applies while bytes arrive, before any parsing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.problems import MEDIA_TYPE, problem_body
+from app.metrics import Metrics
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+COMPLETE_PATH = "/complete"
+
+
+class UploadTooLarge(HTTPException):
+    """A body without Content-Length that grew past the limit while it streamed in."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds {limit:,} bytes: send a smaller image or mask")
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (the client's `X-Request-ID` if sane) and times `POST /complete`.
+
+    Timing here rather than in the route also counts requests refused before the route runs
+    (form validation, size limit), labelled with the model once the route has resolved it.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = Headers(scope=scope).get("x-request-id", "")
+        request_id = offered if _CLIENT_ID.match(offered) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["path"] == COMPLETE_PATH and scope["method"] == "POST":
+                model = state.get("model", "none")
+                self.metrics.requests.labels(model=model, status=str(status)).inc()
+                self.metrics.request_duration.labels(model=model).observe(time.perf_counter() - started)
+
+
+class UploadLimitMiddleware:
+    """Refuses bodies over `limit` bytes with 413: at once when Content-Length says so, else while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics) -> None:
+        self.app = app
+        self.limit = limit
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            self.metrics.rejections.labels(reason="upload-too-large").inc()
+            detail = (
+                f"the request body is {int(declared):,} bytes, over the {self.limit:,} byte limit: send a smaller file"
+            )
+            body = problem_body("upload-too-large", detail, request_id=scope.get("state", {}).get("request_id"))
+            await JSONResponse(body, status_code=413, media_type=MEDIA_TYPE)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise UploadTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counting_receive, send)

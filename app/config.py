@@ -1,0 +1,115 @@
+"""The service's one settings object, read from `IMGCOMP_*` environment variables.
+
+Validators reject unsafe or impossible values at start-up, so a misconfigured
+container fails in its first second with a message naming the variable, not on
+its first request.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import torch
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DEVICE = re.compile(r"^(cpu|cuda:(\d+))$")
+
+Precision = Literal["fp32", "bf16", "fp16"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+def _resolve_devices(value: str) -> tuple[str, ...]:
+    """`auto` means every visible CUDA device, else the CPU; otherwise a comma list checked one by one."""
+    if value.strip().lower() == "auto":
+        count = torch.cuda.device_count()
+        return tuple(f"cuda:{index}" for index in range(count)) if count else ("cpu",)
+    devices = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    if not devices:
+        raise ValueError("no device given: use auto, cpu, or a comma list such as cuda:0,cuda:1")
+    visible = torch.cuda.device_count()
+    for device in devices:
+        match = _DEVICE.match(device)
+        if match is None:
+            raise ValueError(f"unknown device {device!r}: use auto, cpu, or cuda:N (e.g. cuda:0,cuda:1)")
+        if match.group(2) is not None and int(match.group(2)) >= visible:
+            raise ValueError(f"{device} is not visible: this machine has {visible} CUDA device(s)")
+    return devices
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment; defaults suit a laptop."""
+
+    model_config = SettingsConfigDict(env_prefix="IMGCOMP_", frozen=True)
+
+    model_store: Path = Path("model_store")
+    devices: Annotated[tuple[str, ...], NoDecode] = ("auto",)
+    default_model: str = "faces"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    precision: Precision = "fp32"
+    # the whole request body, image and mask together
+    max_upload_bytes: int = Field(default=20_000_000, ge=1024)
+    # width x height above which a decode is refused, read from the header before decoding
+    max_image_pixels: int = Field(default=25_000_000, ge=64 * 64)
+    # searches waiting for a device; beyond it requests get 503 with Retry-After
+    queue_size: int = Field(default=64, ge=1)
+    # decode, queue wait and search together, after which a request gets 504
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    retry_after_s: int = Field(default=2, ge=1)
+    default_iterations: int = Field(default=400, ge=1)
+    max_iterations: int = Field(default=2000, ge=1)
+    default_restarts: int = Field(default=2, ge=1)
+    max_restarts: int = Field(default=8, ge=1)
+    # threads that decode, resize, blend and encode, off the event loop and the device threads
+    postprocess_threads: int = Field(default=2, ge=1)
+    log_level: LogLevel = "info"
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _parse_devices(cls, value: object) -> tuple[str, ...]:
+        text = ",".join(value) if isinstance(value, list | tuple) else str(value)
+        return _resolve_devices(text)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("model_store")
+    @classmethod
+    def _store_has_models(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"{value} is not a folder: point IMGCOMP_MODEL_STORE at model_store/<name>/<version>/")
+        if not any(value.glob("*/*/model.json")):
+            raise ValueError(f"{value} holds no model (no <name>/<version>/model.json): train one or copy one in")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.precision == "fp16" and not all(device.startswith("cuda") for device in self.devices):
+            raise ValueError("precision fp16 needs CUDA devices: use fp32 or bf16 on the CPU")
+        if self.default_iterations > self.max_iterations:
+            raise ValueError(
+                f"default_iterations {self.default_iterations} exceeds max_iterations {self.max_iterations}"
+            )
+        if self.default_restarts > self.max_restarts:
+            raise ValueError(f"default_restarts {self.default_restarts} exceeds max_restarts {self.max_restarts}")
+        if not (self.model_store / self.default_model).is_dir():
+            raise ValueError(
+                f"default model {self.default_model!r} is not in {self.model_store}: "
+                "set IMGCOMP_DEFAULT_MODEL to one of its folders"
+            )
+        return self
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per invalid setting, named as the environment variable a person would fix."""
+    lines = []
+    for item in error.errors():
+        field = "_".join(str(part) for part in item["loc"]).upper()
+        name = f"IMGCOMP_{field}: " if field else ""
+        lines.append(f"{name}{item['msg'].removeprefix('Value error, ')}")
+    return lines

@@ -1,0 +1,101 @@
+"""`create_app(settings)`: the FastAPI application and its lifespan.
+
+Nothing heavy happens at import or in `create_app`; the lifespan loads every
+model version onto every device, starts the device workers and the
+postprocessing pool, and stops them after the server stops serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+from PIL import Image
+
+from app.api import complete, health, models
+from app.api.deps import Services
+from app.api.middleware import RequestContextMiddleware, UploadLimitMiddleware
+from app.api.problems import install_problem_handlers
+from app.config import Settings
+from app.engine.runner import SearchRunner
+from app.metrics import Metrics
+from app.store import ModelStore
+from app.worker import RequestWorkers
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Restores the damaged part of a photo by searching a DCGAN's latent space for the
+image that agrees with the pixels that are still there (Yeh et al., CVPR 2017).
+
+Send the photo and a mask (white = fill) or a photo whose transparent pixels mark
+the hole to `POST /complete`; every known pixel comes back unchanged. Errors are
+`application/problem+json` and say what to fix.
+"""
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def start_services(settings: Settings, metrics: Metrics) -> Services:
+    """Load every model version onto every device and start one worker per device (blocking, seconds)."""
+    store = ModelStore.discover(settings.model_store, settings.default_model)
+    workers: list[tuple[str, dict[str, SearchRunner]]] = []
+    for device in settings.devices:
+        metrics.device_info.labels(device=device, name=_device_name(device)).set(1)
+        runners = {}
+        for entry in store.entries():
+            checkpoint = entry.load(torch.device(device))
+            runners[entry.key] = SearchRunner(
+                checkpoint.generator, checkpoint.discriminator, torch.device(device), settings.precision
+            )
+        workers.append((device, runners))
+    for entry in store.entries():
+        metrics.model_info.labels(
+            model=entry.name, version=entry.version, resolution=str(entry.resolution), dataset=entry.dataset
+        ).set(1)
+    backend = RequestWorkers(workers, settings.queue_size, metrics)
+    backend.start()
+    executor = ThreadPoolExecutor(settings.postprocess_threads, thread_name_prefix="imgcomp-post")
+    log.info("serving %s on %s", ", ".join(e.key for e in store.entries()), ", ".join(settings.devices))
+    return Services(settings=settings, store=store, backend=backend, executor=executor, metrics=metrics)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A ready-to-serve app; `settings` default to the environment (`IMGCOMP_*`)."""
+    settings = settings if settings is not None else Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Pillow's own guard as well as ours: a file decoded anywhere in this process refuses a bomb
+        Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+        services = await asyncio.to_thread(start_services, settings, metrics)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            del app.state.services
+            await asyncio.to_thread(services.stop)
+
+    app = FastAPI(
+        title="Image completion",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    for router in (complete.router, models.router, health.router):
+        app.include_router(router)
+    return app

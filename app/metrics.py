@@ -1,0 +1,83 @@
+"""Prometheus collectors for the service, on a registry owned by one app.
+
+A per-app `CollectorRegistry` (not the process-global one) lets tests and the
+bench build many apps in one process without duplicate-metric errors. Names
+are a contract with the Grafana dashboard: base units, `_total` counters,
+labels of low cardinality only (model, device, status, reason).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# A search takes from tens of milliseconds (tiny model, few iterations) to minutes (CPU, large budget).
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 300)
+_STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+_SLOT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_ITERATION_BUCKETS = (1, 10, 50, 100, 200, 400, 600, 800, 1000, 1500, 2000, 5000)
+
+
+class Metrics:
+    """Every collector the service exports, registered on its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "imgcomp_requests", "Completion requests by model and HTTP status.", ["model", "status"], registry=r
+        )
+        self.request_duration = Histogram(
+            "imgcomp_request_duration_seconds",
+            "Completion request latency from the first byte read to the response, by model.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "imgcomp_queue_wait_seconds",
+            "Time a search waited for a device before its first step.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge("imgcomp_queue_depth", "Searches waiting for a device.", registry=r)
+        self.live_slots = Gauge(
+            "imgcomp_live_slots", "Searches (restarts included) running on a device now.", ["device"], registry=r
+        )
+        self.slots_per_step = Histogram(
+            "imgcomp_slots_per_step",
+            "Search slots stepped together in one forward/backward (the batch size).",
+            buckets=_SLOT_BUCKETS,
+            registry=r,
+        )
+        self.step_duration = Histogram(
+            "imgcomp_step_duration_seconds",
+            "Wall time of one search step on a device.",
+            ["device"],
+            buckets=_STEP_BUCKETS,
+            registry=r,
+        )
+        self.iterations_per_request = Histogram(
+            "imgcomp_iterations_per_request",
+            "Search iterations a request actually ran (early stop makes it less than its budget).",
+            buckets=_ITERATION_BUCKETS,
+            registry=r,
+        )
+        self.rejections = Counter(
+            "imgcomp_rejections", "Requests refused before or during a search, by reason.", ["reason"], registry=r
+        )
+        self.model_info = Gauge(
+            "imgcomp_model_info",
+            "Loaded model versions (value 1).",
+            ["model", "version", "resolution", "dataset"],
+            registry=r,
+        )
+        self.device_info = Gauge(
+            "imgcomp_device_info", "Devices with a worker (value 1).", ["device", "name"], registry=r
+        )
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text exposition format."""
+        return generate_latest(self.registry)
