@@ -1,0 +1,39 @@
+"""The two terms of Yeh et al.'s objective, one value per slot.
+
+Every reduction is per row (never over the batch), so a slot's gradient is
+the gradient of its own loss alone and does not depend on its neighbours.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def importance_weights(hole: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """(R, R) bool hole -> (R, R) float weights W = M * (share of hole pixels in a window).
+
+    Yeh et al., eq. 4: a known pixel counts as much as it is surrounded by
+    missing ones, so the context next to the hole drives the search and
+    distant pixels (which say little about the hole) do not. Outside the image
+    counts as neither: the share is over in-image pixels only.
+    """
+    assert hole.dim() == 2 and hole.dtype == torch.bool, (hole.shape, hole.dtype)
+    assert window % 2 == 1, "the window must be centred on its pixel"
+    missing = hole.float()[None, None]
+    share = F.avg_pool2d(missing, window, stride=1, padding=window // 2, count_include_pad=False)[0, 0]
+    return share * (~hole).float()
+
+
+def contextual_loss(generated: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """|W * (G(z) - y)|_1 per slot: (S, C, R, R), (S, C, R, R), (S, 1, R, R) -> (S,)."""
+    return (weights * (generated - target)).abs().flatten(1).sum(1)
+
+
+def prior_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating form of log(1 - D(G(z))): -log D(G(z)) = softplus(-logit), per slot.
+
+    Both push G(z) towards what D calls real; this one keeps a useful gradient
+    where D is sure the image is fake, which is where the push matters.
+    """
+    return F.softplus(-logits)

@@ -1,0 +1,38 @@
+"""Run whole batches of searches to the end: the simple worker's entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from app.engine.batch import SearchBatch
+from app.engine.precision import autocast_dtype
+from app.engine.search import SearchJob, SearchResult
+from training.networks import Discriminator, Generator
+
+
+class SearchRunner:
+    """Owns one model's frozen networks on one device; every search runs through a `SearchBatch`."""
+
+    def __init__(
+        self, generator: Generator, discriminator: Discriminator, device: torch.device, precision: str = "fp32"
+    ) -> None:
+        self.device = torch.device(device)
+        autocast_dtype(precision, self.device)  # reject a bad precision now, not on the first request
+        self.precision = precision
+        # eval mode: train-mode BatchNorm would mix the slots of a batch; frozen: only z is optimised
+        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.discriminator = discriminator.to(self.device).eval().requires_grad_(False)
+
+    def batch(self) -> SearchBatch:
+        """An empty slot table on this runner's networks, for callers that admit and step themselves."""
+        return SearchBatch(self.generator, self.discriminator, self.device, self.precision)
+
+    def run(self, jobs: Sequence[SearchJob]) -> list[SearchResult]:
+        """Every restart of every job in one batch, stepped until all have ended; results in job order."""
+        batch = self.batch()
+        keys = [batch.add(job) for job in jobs]
+        while batch.live_slots:
+            batch.step()
+        return [batch.pop(key) for key in keys]

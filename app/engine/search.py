@@ -1,0 +1,101 @@
+"""What a search is asked to do and what it answers: parameters, job, result."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from app.engine.errors import EngineError, MaskError, ParamsError
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """One search's knobs. Defaults follow Yeh et al. and DESIGN.md's measurements.
+
+    `patience` and `tolerance` define the plateau: a restart stops once its loss
+    has not fallen by a `tolerance` share for `patience` iterations.
+    """
+
+    iterations: int = 400
+    restarts: int = 2
+    prior_weight: float = 0.003  # lambda, Yeh et al. section 4
+    lr: float = 0.03
+    seed: int = 0
+    window: int = 7  # importance-weight neighbourhood, Yeh et al.
+    z_bound: float = 3.0  # |z_i| <= 3 std keeps z where the Gaussian prior has mass
+    patience: int = 50
+    tolerance: float = 1e-3
+
+    def __post_init__(self) -> None:
+        limits: dict[str, tuple[float, float]] = {
+            "iterations": (1, 100_000),
+            "restarts": (1, 64),
+            "prior_weight": (0.0, 1e3),
+            "lr": (1e-6, 10.0),
+            "seed": (0, 2**63 - 1),
+            "window": (1, 63),
+            "z_bound": (0.1, 100.0),
+            "patience": (1, 100_000),
+            "tolerance": (0.0, 1.0),
+        }
+        for field in fields(self):
+            value = getattr(self, field.name)
+            low, high = limits[field.name]
+            if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
+                raise ParamsError(f"{field.name} must lie in [{low:g}, {high:g}], got {value!r}")
+        if self.window % 2 == 0:
+            raise ParamsError(f"window must be odd so it is centred on its pixel, got {self.window}")
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """One image to complete at model resolution: y in [-1, 1] and its hole (True = missing)."""
+
+    target: torch.Tensor  # (C, R, R) float in [-1, 1]
+    hole: torch.Tensor  # (R, R) bool, True = missing
+    params: SearchParams = SearchParams()
+
+    def check(self, channels: int, resolution: int) -> None:
+        """Raise a named error unless this job fits a model of this shape."""
+        expected = (channels, resolution, resolution)
+        if tuple(self.target.shape) != expected or not self.target.is_floating_point():
+            raise EngineError(
+                f"target must be a float tensor of shape {expected}, got {self.target.dtype} "
+                f"{tuple(self.target.shape)}: bring the image to the model resolution first"
+            )
+        if tuple(self.hole.shape) != expected[1:] or self.hole.dtype != torch.bool:
+            raise MaskError(
+                f"hole must be a bool mask of shape {expected[1:]}, got {self.hole.dtype} "
+                f"{tuple(self.hole.shape)}: give one mask pixel per image pixel"
+            )
+        check_hole_coverage(int(self.hole.sum()), self.hole.numel())
+
+
+def check_hole_coverage(missing: int, total: int) -> None:
+    """An empty hole has nothing to fill; an all-hole mask has no context to search against."""
+    if missing == 0:
+        raise MaskError("the mask marks no pixel to fill: paint the damaged area white (or transparent)")
+    if missing == total:
+        raise MaskError("the mask marks every pixel to fill: leave some of the photo known so the search has context")
+
+
+@dataclass
+class SearchResult:
+    """G(z*) of the best restart and the figures of that restart."""
+
+    generated: torch.Tensor  # (C, R, R) float [-1, 1] on CPU
+    loss: float  # total loss of the returned image (the lowest its restart reached)
+    iterations: int  # iterations the best restart ran (an early stop counts)
+    seconds: float  # wall time from admission to the last restart's end
+
+
+def initial_z(seed: int, restart: int, z_dim: int) -> torch.Tensor:
+    """z ~ N(0, I) from (seed, restart) alone, drawn on the CPU so every device starts alike.
+
+    SeedSequence mixes the pair, so seed 0's second restart is not seed 1's first.
+    """
+    state = int(np.random.SeedSequence((seed, restart)).generate_state(1, np.uint64)[0])
+    return torch.randn(z_dim, generator=torch.Generator().manual_seed(state))
