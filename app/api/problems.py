@@ -101,7 +101,7 @@ def _count_rejection(services: Any, request: Request, reason: str) -> None:
         services.metrics.rejections.labels(reason=reason).inc()
 
 
-def _as_problem(exc: Exception) -> Problem:
+def _as_problem(exc: Exception, request: Request) -> Problem:
     """Domain errors to problems; anything not named here is a server fault."""
     if isinstance(exc, Problem):
         return exc
@@ -120,9 +120,21 @@ def _as_problem(exc: Exception) -> Problem:
     if isinstance(exc, RequestValidationError):
         return _validation_problem(exc)
     if isinstance(exc, HTTPException):
-        reason = _HTTP_REASONS.get(exc.status_code, "invalid-parameter")
-        return Problem(reason, str(exc.detail), headers=exc.headers)
+        return _http_problem(exc, request)
     return Problem("internal-error", "the server failed on this request: report its request_id to the operators")
+
+
+def _http_problem(exc: HTTPException, request: Request) -> Problem:
+    """Starlette's routing errors, with a detail that points somewhere useful."""
+    reason = _HTTP_REASONS.get(exc.status_code, "invalid-parameter")
+    if reason == "not-found":
+        detail = f"there is nothing at {request.url.path}: the endpoints are listed at /docs"
+    elif reason == "method-not-allowed":
+        allowed = (exc.headers or {}).get("Allow", "another method")
+        detail = f"{request.method} is not accepted on {request.url.path}: use {allowed} (see /docs)"
+    else:
+        detail = str(exc.detail)
+    return Problem(reason, detail, headers=exc.headers)
 
 
 def _validation_problem(exc: RequestValidationError) -> Problem:
@@ -137,7 +149,7 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
-    problem = _as_problem(exc)
+    problem = _as_problem(exc, request)
     if problem.reason == "internal-error":
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     services = getattr(request.app.state, "services", None)

@@ -1,0 +1,155 @@
+"""Fixtures for the service tests: settings on a tiny store, a real uvicorn on a free port, image helpers."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+import uvicorn
+from PIL import Image
+
+from app.config import Settings
+from app.main import create_app
+from tests.conftest import TINY
+from training.checkpoint import save_checkpoint
+from training.networks import Discriminator, Generator, recompute_batchnorm_stats
+
+RESOLUTION = 32  # of the conftest's tiny models
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[str]:
+    """A real uvicorn serving create_app(settings) on a free loopback port; yields its base URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        listener.close()
+
+
+def _clear_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build their settings explicitly; an IMGCOMP_* variable in the shell must not leak in."""
+    for name in list(os.environ):
+        if name.startswith("IMGCOMP_"):
+            monkeypatch.delenv(name)
+
+
+def test_settings(store: Path, **overrides: object) -> Settings:
+    """Settings on a tiny store with small search budgets; keyword overrides per test."""
+    values: dict[str, object] = {
+        "model_store": store,
+        "default_model": "tiny",
+        "devices": "cpu",
+        "default_iterations": 5,
+        "default_restarts": 1,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clear_env(monkeypatch)
+
+
+@pytest.fixture
+def tiny_store(make_tiny_store: Callable[..., Path]) -> Path:
+    return make_tiny_store(("tiny",))
+
+
+@pytest.fixture
+def make_settings(tiny_store: Path, clean_env: None) -> Callable[..., Settings]:
+    """For tests that need a server of their own (queue size, timeouts, patched engine)."""
+    return lambda **overrides: test_settings(tiny_store, **overrides)
+
+
+@pytest.fixture(scope="module")
+def module_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny store per test module, so a module's tests can share one server."""
+    root = tmp_path_factory.mktemp("store") / "model_store"
+    torch.manual_seed(0)
+    generator, discriminator = Generator(TINY), Discriminator(TINY)
+    recompute_batchnorm_stats(generator, samples=256, batch_size=64)
+    card = {"dataset": {"name": "none (test)"}, "training": {"steps": 0}}
+    save_checkpoint(root, "tiny", "1", generator, discriminator.eval(), TINY, card)
+    return root
+
+
+@contextmanager
+def serving(store: Path, **overrides: object) -> Iterator[httpx.Client]:
+    """An httpx client on a real server over `store`, with the environment cleared while it starts."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _clear_env(monkeypatch)
+        settings = test_settings(store, **overrides)
+    with running(settings) as url, httpx.Client(base_url=url, timeout=60) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def client(module_store: Path) -> Iterator[httpx.Client]:
+    """A client on one real server shared by the module's tests (default test settings)."""
+    with serving(module_store) as http:
+        yield http
+
+
+def encode(image: np.ndarray, fmt: str = "PNG", **options: object) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def mask_png(hole: np.ndarray) -> bytes:
+    """The API's mask convention: white = fill."""
+    return encode(hole.astype(np.uint8) * 255)
+
+
+def center_hole(height: int, width: int) -> np.ndarray:
+    hole = np.zeros((height, width), dtype=bool)
+    hole[height // 4 : height // 4 + height // 2, width // 4 : width // 4 + width // 2] = True
+    return hole
+
+
+def damaged(image: np.ndarray, hole: np.ndarray, fill: int = 128) -> np.ndarray:
+    """The upload as a damaged photo: the hole's pixels overwritten, so nothing can borrow them."""
+    out = image.copy()
+    out[hole] = fill
+    return out
+
+
+def good_request(http: httpx.Client, face: np.ndarray) -> httpx.Response:
+    hole = center_hole(*face.shape[:2])
+    return http.post(
+        "/complete",
+        files={"image": ("face.png", encode(damaged(face, hole)), "image/png"), "mask": ("m.png", mask_png(hole))},
+        data={"iterations": "3"},
+    )
