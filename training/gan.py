@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,7 +64,7 @@ class GanUpdate:
         precision: str,
         optim: Optim,
         wrap: type[nn.Module] | None = None,
-        wrap_kwargs: dict[str, object] | None = None,
+        wrap_kwargs: Mapping[str, object] | None = None,
     ) -> None:
         self.config, self.device, self.precision, self.optim = config, device, precision, optim
         self.generator = Generator(config).to(device)
@@ -72,6 +74,7 @@ class GanUpdate:
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=optim.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=optim.lr, betas=betas)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.updates = 0
         if wrap is not None:
             self.g_train: nn.Module = wrap(self.generator, **(wrap_kwargs or {}))
             self.d_train: nn.Module = wrap(self.discriminator, **(wrap_kwargs or {}))
@@ -111,13 +114,15 @@ class GanUpdate:
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        decay = self.optim.ema_decay
+        """EMA with warm-up: early on the average would otherwise stay near the random init."""
+        self.updates += 1
+        decay = min(self.optim.ema_decay, (1 + self.updates) / (10 + self.updates))
         for ema_p, p in zip(self.ema.parameters(), self.generator.parameters(), strict=True):
             ema_p.lerp_(p.detach(), 1.0 - decay)
         for ema_b, b in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
             ema_b.copy_(b)
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
@@ -125,12 +130,14 @@ class GanUpdate:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "updates": self.updates,
         }
 
-    def load_state_dict(self, state: dict[str, dict[str, object]]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.ema.load_state_dict(state["ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
+        self.updates = int(state.get("updates", 0))
