@@ -145,11 +145,9 @@ class RequestWorkers:
         self._metrics.live_slots.labels(device=device).set(slots)
         try:
             (result,) = runner.run([ticket.job])
-        except EngineError as exc:
-            self._answer(ticket, None, exc)
-            return
-        except Exception as exc:
-            log.exception("search failed on %s for %s", device, ticket.model_key)
+        except Exception as exc:  # answered to its request; the worker keeps serving the others
+            if not isinstance(exc, EngineError):
+                log.exception("search failed on %s for %s", device, ticket.model_key)
             self._answer(ticket, None, exc)
             return
         finally:

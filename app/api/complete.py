@@ -21,7 +21,7 @@ from app.api.problems import MEDIA_TYPE, Problem, problem_body
 from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image
 from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
-from app.engine.search import SearchJob, SearchParams
+from app.engine.search import SearchJob, SearchParams, SearchResult
 from app.store import ModelEntry
 
 router = APIRouter(tags=["completion"])
@@ -87,6 +87,17 @@ def _prepare(image: bytes, mask: bytes | None, max_pixels: int, resolution: int)
 def _finish(upload: Upload, generated: Any, blend: Literal["poisson", "none"], output_format: OutputFormat) -> bytes:
     restored: np.ndarray = finish(upload.image, upload.hole, generated, blend=blend)
     return encode_image(restored, output_format)
+
+
+def _headers(entry: ModelEntry, result: SearchResult, timings: Timings) -> dict[str, str]:
+    stages = ", ".join(f"{stage.removesuffix('_s')};dur={seconds * 1000:.1f}" for stage, seconds in timings)
+    return {
+        "X-Model": entry.key,
+        "X-Iterations": str(result.iterations),
+        "X-Search-Seconds": f"{result.seconds:.4f}",
+        "X-Total-Seconds": f"{timings.total_s:.4f}",
+        "Server-Timing": stages,
+    }
 
 
 def _wants_json(request: Request) -> bool:
@@ -156,22 +167,7 @@ async def complete(
         encode_s=done - searched,
         total_s=done - started,
     )
-    headers = {
-        "X-Model": entry.key,
-        "X-Iterations": str(result.iterations),
-        "X-Search-Seconds": f"{result.seconds:.4f}",
-        "X-Total-Seconds": f"{timings.total_s:.4f}",
-        "Server-Timing": ", ".join(
-            f"{stage};dur={seconds * 1000:.1f}"
-            for stage, seconds in (
-                ("decode", timings.decode_s),
-                ("queue", timings.queue_s),
-                ("search", timings.search_s),
-                ("encode", timings.encode_s),
-                ("total", timings.total_s),
-            )
-        ),
-    }
+    headers = _headers(entry, result, timings)
     if _wants_json(request):
         answer = Completion(
             image=base64.b64encode(body).decode("ascii"),

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from app.api.deps import Services
 from app.api.uploads import UploadError
 from app.engine.errors import EngineError, MaskError
 from app.store import UnknownModelError
@@ -95,7 +96,7 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def _count_rejection(services: Any, request: Request, reason: str) -> None:
+def _count_rejection(services: Services | None, request: Request, reason: str) -> None:
     """Only completions count: a failed readiness probe or a stray 404 is not a refused request."""
     if services is not None and request.url.path == "/complete":
         services.metrics.rejections.labels(reason=reason).inc()
@@ -152,7 +153,7 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     problem = _as_problem(exc, request)
     if problem.reason == "internal-error":
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    services = getattr(request.app.state, "services", None)
+    services: Services | None = getattr(request.app.state, "services", None)
     if problem.reason == "queue-full" and services is not None:
         problem.headers.setdefault("Retry-After", str(services.settings.retry_after_s))
     _count_rejection(services, request, problem.reason)
