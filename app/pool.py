@@ -1,0 +1,240 @@
+"""The iteration-level pool: one thread per device steps every live search together.
+
+Requests are batched per search step, not per request (as Orca and vLLM batch
+per token): every loop of a device thread admits waiting searches into free
+slots, runs one forward/backward per model over all of that model's live
+slots, and answers the searches that ended. A long search never holds up a
+short one, and the device never waits for a batch to fill.
+
+The policy (queue, budget, deadlines, draining) is `app.scheduler`'s; this
+module only moves tensors (`_DeviceRunner`) and answers futures on their event
+loop with `call_soon_threadsafe`. Decoding, blending and encoding stay in the
+app's thread pool: a device thread only runs steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from app.engine.batch import SearchBatch
+from app.engine.errors import EngineError
+from app.engine.runner import SearchRunner
+from app.engine.search import SearchJob, SearchResult
+from app.metrics import Metrics
+from app.scheduler import DeadlineExceeded, Plan, Scheduler, ShuttingDownError, Status, Ticket
+
+log = logging.getLogger(__name__)
+
+# an idle worker re-checks this often, so a queued search's deadline is noticed without a submit
+_IDLE_WAIT_S = 0.05
+
+
+@dataclass(eq=False)
+class _Request:
+    """A search and the way back to the coroutine that awaits it."""
+
+    job: SearchJob
+    future: asyncio.Future[SearchResult]
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass
+class StepOutput:
+    """What one pass over a worker's batches did."""
+
+    finished: list[tuple[Ticket[_Request], SearchResult]] = field(default_factory=list)
+    failed: list[tuple[Ticket[_Request], BaseException]] = field(default_factory=list)
+    steps: list[tuple[int, float]] = field(default_factory=list)  # (slots, seconds) of each model's step
+
+
+class _DeviceRunner:
+    """One worker's tensors: a `SearchBatch` per model and which ticket owns which batch key."""
+
+    def __init__(self, runners: Mapping[str, SearchRunner]) -> None:
+        self._runners = runners
+        self._batches: dict[str, SearchBatch] = {model: runner.batch() for model, runner in runners.items()}
+        self._keys: dict[Ticket[_Request], int] = {}
+        self._owners: dict[str, dict[int, Ticket[_Request]]] = {model: {} for model in runners}
+
+    @property
+    def live_slots(self) -> int:
+        return sum(batch.live_slots for batch in self._batches.values())
+
+    def step(self, plan: Plan[_Request]) -> StepOutput:
+        out = StepOutput()
+        for ticket in plan.retire:
+            key = self._keys.pop(ticket, None)
+            if key is not None:
+                del self._owners[ticket.model][key]
+                self._batches[ticket.model].cancel(key)
+        for ticket in plan.admit:
+            try:
+                key = self._batches[ticket.model].add(ticket.job.job)
+            except Exception as exc:  # a job this model cannot run fails alone
+                if not isinstance(exc, EngineError):
+                    log.exception("admitting a search of %s failed", ticket.model)
+                out.failed.append((ticket, exc))
+                continue
+            self._keys[ticket] = key
+            self._owners[ticket.model][key] = ticket
+        for model, batch in self._batches.items():
+            if batch.live_slots:
+                self._step_model(model, batch, out)
+        return out
+
+    def _step_model(self, model: str, batch: SearchBatch, out: StepOutput) -> None:
+        slots, started = batch.live_slots, time.perf_counter()
+        try:
+            finished = batch.step()
+        except Exception as exc:  # the batch's state is suspect: fail its searches, start it afresh
+            log.exception("a search step of %s failed", model)
+            out.failed += [(ticket, exc) for ticket in self._owners[model].values()]
+            for ticket in self._owners[model].values():
+                del self._keys[ticket]
+            self._owners[model].clear()
+            self._batches[model] = self._runners[model].batch()
+            return
+        out.steps.append((slots, time.perf_counter() - started))
+        for key in finished:
+            ticket = self._owners[model].pop(key)
+            del self._keys[ticket]
+            out.finished.append((ticket, batch.pop(key)))
+
+
+def _settle(future: asyncio.Future[SearchResult], result: SearchResult | None, error: BaseException | None) -> None:
+    """Runs on the event loop; the request may have given up on the future meanwhile."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert result is not None
+        future.set_result(result)
+
+
+def _labels(devices: Sequence[str]) -> list[str]:
+    """Metric label per worker: the device, with `#n` on repeats (several `cpu` workers)."""
+    seen: dict[str, int] = {}
+    labels = []
+    for device in devices:
+        count = seen.get(device, 0)
+        seen[device] = count + 1
+        labels.append(device if count == 0 else f"{device}#{count}")
+    return labels
+
+
+class IterationPool:
+    """The `SearchBackend` that batches searches per step: one worker thread per device entry."""
+
+    def __init__(
+        self,
+        workers: Sequence[tuple[str, Mapping[str, SearchRunner]]],
+        metrics: Metrics,
+        slot_budget: int,
+        queue_size: int,
+        timeout: float | None = None,
+    ) -> None:
+        """`workers`: per thread, its device and model key -> runner on it (a device may repeat).
+
+        `slot_budget`: live slots (restarts) per worker; `timeout`: default seconds from submit to
+        answer, after which a search is retired and fails with DeadlineExceeded.
+        """
+        self._metrics = metrics
+        self._timeout = timeout
+        self._models = set(workers[0][1]) if workers else set()
+        assert workers and all(set(runners) == self._models for _, runners in workers), "every worker serves all"
+        self._scheduler: Scheduler[_Request] = Scheduler(len(workers), slot_budget, queue_size)
+        self._devices = _labels([device for device, _ in workers])
+        self._runners = [_DeviceRunner(runners) for _, runners in workers]
+        self._threads = [
+            threading.Thread(target=self._serve, args=(index,), name=f"pool-{label}", daemon=True)
+            for index, label in enumerate(self._devices)
+        ]
+
+    @property
+    def scheduler(self) -> Scheduler[_Request]:
+        return self._scheduler
+
+    def start(self) -> None:
+        for label in self._devices:
+            self._metrics.live_slots.labels(device=label).set(0)
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return not self._scheduler.closed and all(thread.is_alive() for thread in self._threads)
+
+    def submit(self, model_key: str, job: SearchJob, timeout: float | None = None) -> asyncio.Future[SearchResult]:
+        """Queue a search (call on the event loop); `timeout` overrides the pool's default deadline.
+
+        Raises QueueFullError or ShuttingDownError at once. Cancelling the returned future (the
+        request timed out, the client left) frees the search's slots within a step.
+        """
+        assert model_key in self._models, model_key
+        loop = asyncio.get_running_loop()
+        request = _Request(job, loop.create_future(), loop)
+        limit = self._timeout if timeout is None else timeout
+        ticket = self._scheduler.submit(model_key, request, job.params.restarts, limit)
+        self._metrics.queue_depth.set(self._scheduler.waiting)
+
+        def forget(future: asyncio.Future[SearchResult]) -> None:
+            if future.cancelled():
+                self._scheduler.cancel(ticket)
+
+        request.future.add_done_callback(forget)
+        return request.future
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Refuse new searches; let accepted ones (queued too) finish for `timeout` s, then refuse the rest."""
+        self._scheduler.close(timeout)
+        deadline = time.monotonic() + timeout + 5.0  # a step in flight when the grace ends still completes
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._metrics.queue_depth.set(0)
+
+    def _serve(self, index: int) -> None:
+        runner, device = self._runners[index], self._devices[index]
+        while not self._scheduler.drained(index):
+            plan = self._scheduler.schedule(index)
+            out = runner.step(plan)
+            self._scheduler.postprocess(plan, [t for t, _ in out.finished], [t for t, _ in out.failed])
+            self._record(device, plan, out, runner.live_slots)
+            for ticket in plan.retire:
+                if ticket.status is Status.EXPIRED:
+                    self._answer(ticket, None, DeadlineExceeded("the search did not finish before its deadline"))
+                elif ticket.status is Status.REFUSED:
+                    self._answer(ticket, None, ShuttingDownError("the server shut down before this search finished"))
+            for ticket, result in out.finished:
+                self._answer(ticket, result, None)
+            for ticket, error in out.failed:
+                self._answer(ticket, None, error)
+            if not out.steps:
+                self._scheduler.wait(index, _IDLE_WAIT_S)
+        self._metrics.live_slots.labels(device=device).set(0)
+
+    def _record(self, device: str, plan: Plan[_Request], out: StepOutput, live: int) -> None:
+        metrics = self._metrics
+        for ticket in plan.admit:
+            assert ticket.admitted is not None
+            metrics.queue_wait.observe(ticket.admitted - ticket.enqueued)
+        for slots, seconds in out.steps:
+            metrics.slots_per_step.observe(slots)
+            metrics.step_duration.labels(device=device).observe(seconds)
+        for _, result in out.finished:
+            metrics.iterations_per_request.observe(result.iterations)
+        metrics.live_slots.labels(device=device).set(live)
+        metrics.queue_depth.set(self._scheduler.waiting)
+
+    @staticmethod
+    def _answer(ticket: Ticket[_Request], result: SearchResult | None, error: BaseException | None) -> None:
+        request = ticket.job
+        try:
+            request.loop.call_soon_threadsafe(_settle, request.future, result, error)
+        except RuntimeError:  # the loop closed: nobody is waiting any more
+            log.debug("dropped an answer: its event loop is closed")
