@@ -1,0 +1,40 @@
+"""The shipped faces model through a real server: a held-out face with its centre destroyed comes back restored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.app.conftest import center_hole, decode, encode, mask_png, serving
+from tests.conftest import FACES_NPZ, SHIPPED_STORE
+from training.checkpoint import read_card
+
+MODEL = SHIPPED_STORE / "faces" / "1"
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+@pytest.mark.slow
+def test_held_out_face_over_http(faces: np.ndarray) -> None:
+    if not (MODEL / "model.json").exists():
+        pytest.skip(f"{MODEL} is not trained yet: `python -m training train --name faces ...` writes it")
+    held_out = set(read_card(MODEL)["dataset"]["held_out"])
+    with np.load(FACES_NPZ) as archive:
+        index = next(i for i, name in enumerate(archive["filenames"]) if str(name) in held_out)
+    truth = faces[index]
+    hole = center_hole(64, 64)
+    upload = truth.copy()
+    upload[hole] = np.random.default_rng(0).integers(0, 256, (int(hole.sum()), 3))  # the truth is gone
+    with serving(SHIPPED_STORE, default_model="faces") as http:
+        response = http.post(
+            "/complete",
+            files={"image": ("face.png", encode(upload)), "mask": ("mask.png", mask_png(hole))},
+            data={"iterations": "200", "restarts": "2"},
+        )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model"] == "faces:1"
+    restored = decode(response.content)
+    np.testing.assert_array_equal(restored[~hole], truth[~hole])
+    assert _psnr(restored[hole], truth[hole]) > _psnr(upload[hole], truth[hole]) + 5.0
