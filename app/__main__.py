@@ -29,6 +29,13 @@ from training.checkpoint import CheckpointError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def _settings(**overrides: Any) -> Settings | None:
     """Settings from the environment plus command-line overrides; None after printing what to fix."""
     try:
@@ -78,6 +85,8 @@ def _complete(args: argparse.Namespace) -> int:
     try:
         entry = ModelStore.discover(settings.model_store, settings.default_model).resolve(args.model)
         pairs = _pair(args.inputs, args.masks)
+        if not pairs:
+            raise FileNotFoundError(f"no PNG, JPEG or WebP image in {args.inputs}")
         device = torch.device(settings.devices[0])
         checkpoint = entry.load(device)
         runner = SearchRunner(checkpoint.generator, checkpoint.discriminator, device, settings.precision)
@@ -134,12 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     offline.add_argument("--model", default="faces", help="name or name:version (default faces, latest version)")
     offline.add_argument("--model-store", type=Path, help="default IMGCOMP_MODEL_STORE or model_store")
     offline.add_argument("--device", help="cpu or cuda:N (default: the first of IMGCOMP_DEVICES)")
-    offline.add_argument("--iterations", type=int, default=400, help="search iterations per restart (default 400)")
-    offline.add_argument("--restarts", type=int, default=2, help="restarts per image, best loss wins (default 2)")
+    offline.add_argument("--iterations", type=_positive, default=400, help="iterations per restart (default 400)")
+    offline.add_argument("--restarts", type=_positive, default=2, help="restarts per image, best loss wins (default 2)")
     offline.add_argument("--seed", type=int, default=0, help="same seed, same result (default 0)")
     offline.add_argument("--blend", choices=("poisson", "none"), default="poisson", help="seam blending")
     offline.add_argument("--format", choices=tuple(MEDIA_TYPES), default="png", help="output encoding (default png)")
-    offline.add_argument("--batch-size", type=int, default=8, help="images searched together (default 8)")
+    offline.add_argument("--batch-size", type=_positive, default=8, help="images searched together (default 8)")
     offline.set_defaults(handler=_complete)
     return parser
 
