@@ -57,6 +57,8 @@ def _open(data: bytes, part: str, max_pixels: int) -> Image.Image:
             "image-too-large",
             f"the {part} is {width}x{height} = {width * height:,} pixels: send at most {max_pixels:,} pixels",
         )
+    if picture.mode.startswith(("I", "F")):  # 16-bit or float: converting to RGB would clip, not scale
+        raise UploadError("not-an-image", f"the {part} has {picture.mode} pixels: save it with 8 bits per channel")
     if getattr(picture, "n_frames", 1) > 1:
         raise UploadError("animated-image", f"the {part} is animated: send a single still frame")
     try:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.api.uploads import UploadError, decode_upload, encode_image
 from tests.app.conftest import center_hole, decode, encode, mask_png
@@ -45,6 +48,13 @@ def test_mask_wins_over_alpha(faces: np.ndarray) -> None:
     np.testing.assert_array_equal(decode_upload(encode(opaque), mask_png(hole), LIMIT).hole, hole)
 
 
+def _animated(*frames: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    first, *rest = (Image.fromarray(frame) for frame in frames)
+    first.save(buffer, format="PNG", save_all=True, append_images=rest)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("image", "mask", "reason"),
     [
@@ -54,11 +64,19 @@ def test_mask_wins_over_alpha(faces: np.ndarray) -> None:
         ("face", "small-mask", "mask-size-mismatch"),
         ("face", None, "missing-mask"),
         ("huge", None, "image-too-large"),
+        ("16-bit", None, "not-an-image"),
+        ("animated", None, "animated-image"),
     ],
 )
 def test_named_errors(faces: np.ndarray, image: object, mask: object, reason: str) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    images = {"truncated": encode(noise)[:3000], "face": encode(faces[3]), "huge": encode(np.zeros((4000, 3000), bool))}
+    images = {
+        "truncated": encode(noise)[:3000],
+        "face": encode(faces[3]),
+        "huge": encode(np.zeros((4000, 3000), bool)),
+        "16-bit": encode(np.zeros((64, 64), np.uint16)),
+        "animated": _animated(faces[5], faces[6]),
+    }
     masks = {"small-mask": mask_png(center_hole(32, 32))}
     data = images.get(image, image) if isinstance(image, str) else image
     assert isinstance(data, bytes)
