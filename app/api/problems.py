@@ -40,6 +40,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "bad-mask": (422, "Unusable mask"),
     "unknown-model": (422, "Unknown model"),
     "invalid-parameter": (422, "Invalid parameter"),
+    "malformed-body": (400, "Malformed request body"),
     "queue-full": (503, "Server busy"),
     "shutting-down": (503, "Server shutting down"),
     "timeout": (504, "Search timed out"),
@@ -48,7 +49,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "internal-error": (500, "Internal server error"),
 }
-_HTTP_REASONS = {404: "not-found", 405: "method-not-allowed", 413: "upload-too-large"}
+_HTTP_REASONS = {400: "malformed-body", 404: "not-found", 405: "method-not-allowed", 413: "upload-too-large"}
 
 
 class Problem(Exception):
@@ -133,6 +134,8 @@ def _http_problem(exc: HTTPException, request: Request) -> Problem:
     elif reason == "method-not-allowed":
         allowed = (exc.headers or {}).get("Allow", "another method")
         detail = f"{request.method} is not accepted on {request.url.path}: use {allowed} (see /docs)"
+    elif reason == "malformed-body":
+        detail = "the body is not valid multipart/form-data: send each field as a form part (curl -F name=value)"
     else:
         detail = str(exc.detail)
     return Problem(reason, detail, headers=exc.headers)

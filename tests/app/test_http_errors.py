@@ -148,6 +148,13 @@ def test_streamed_upload_over_the_limit(limited: httpx.Client, faces: np.ndarray
     assert good_request(limited, faces[202]).status_code == 200
 
 
+def test_malformed_multipart(limited: httpx.Client, faces: np.ndarray) -> None:
+    body = b"--xyz\r\nContent-Disposition: form-data; name=image\r\n\r\nabc\r\n--xyz--\r\n"
+    response = limited.post("/complete", content=body, headers={"content-type": "multipart/form-data"})  # no boundary
+    _assert_problem(response, 400, "malformed-body")
+    assert good_request(limited, faces[203]).status_code == 200
+
+
 def test_wrong_method_and_path(client: httpx.Client) -> None:
     _assert_problem(client.get("/complete"), 405, "method-not-allowed")
     _assert_problem(client.get("/nothing-here"), 404, "not-found")
