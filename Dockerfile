@@ -2,7 +2,7 @@
 #
 #   GPU host:  docker build -t imgcomp .                     (or: docker compose build)
 #   no registry, CPU only (scripts/compose-smoke.sh does this):
-#              docker build --build-arg BASE_IMAGE=local/bookworm:base --build-arg PIP_NO_INDEX=1 -t imgcomp .
+#              docker build --build-arg BASE_IMAGE=local/bookworm:base --build-arg WHEELS_ONLY=1 -t imgcomp .
 #              with the CPU torch wheel and the project's dependencies downloaded into wheels/ first.
 
 # torch's CUDA wheels bring their own CUDA runtime, cuBLAS and cuDNN as pip packages, so the base only
@@ -19,14 +19,15 @@ RUN apt-get update \
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_FIND_LINKS=/wheels
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# wheels/ is optional: the glob lets a GPU host build without one (pip then uses its index), and a
-# machine without an index downloads everything into it and builds with PIP_NO_INDEX=1, which pip
-# reads from the environment. Only the build stages see it.
-COPY pyproject.toml wheel[s] /wheels/
-ARG PIP_NO_INDEX=0
+# WHEELS_ONLY=1: pip installs from wheels/ in the context and never asks an index (a machine without
+# one downloads every wheel there first). Otherwise wheels/ is ignored even if present, so a CPU wheel
+# left there cannot slip into a CUDA image; the glob lets the build run without the folder (see
+# deploy/wheels.txt). The pip config is in this stage's /etc only: the final image has neither.
+COPY deploy/wheels.txt wheel[s] /wheels/
+ARG WHEELS_ONLY=0
+RUN if [ "$WHEELS_ONLY" = 1 ]; then printf '[global]\nno-index = true\nfind-links = /wheels\n' > /etc/pip.conf; fi
 
 # torch first, from its own spec, in its own layer: a bare `torch` dependency would let pip choose the
 # build, and this ~GB layer stays cached while the code changes. TORCH_INDEX_URL may name another
@@ -46,8 +47,6 @@ RUN python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb')
 
 
 FROM deps AS wheel
-# Build arguments do not carry into a derived stage; setuptools comes from wheels/ or the index.
-ARG PIP_NO_INDEX=0
 COPY app app
 COPY training training
 RUN pip wheel --no-deps --wheel-dir /dist .

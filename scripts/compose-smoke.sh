@@ -30,7 +30,7 @@ fi
 # Compose reads these: local images and offline wheels instead of the registry, loopback ports only,
 # and a small queue so the burst below also exercises the 503 path.
 export COMPOSE_PROJECT_NAME=imgcomp-smoke
-export BASE_IMAGE=$BASE_TAG
+export BASE_IMAGE=$BASE_TAG WHEELS_ONLY=1
 export IMGCOMP_IMAGE=local/imgcomp:smoke PROMETHEUS_IMAGE=local/imgcomp-prometheus:smoke
 export BIND_ADDRESS=127.0.0.1 IMGCOMP_PUBLISH_PORT=$APP_PORT PROMETHEUS_PORT=$PROM_PORT
 export IMGCOMP_QUEUE_SIZE=${IMGCOMP_QUEUE_SIZE:-4}
@@ -109,9 +109,7 @@ if [[ ! -f $STAMP ]] || ! sha256sum --check --status "$STAMP" 2>/dev/null; then
   say "wheels: $(find wheels -name '*.whl' | wc -l) files, $(du -sh wheels | cut -f1) in $(elapsed $t) s"
 fi
 
-# PIP_NO_INDEX=1 is the build argument that makes pip in the build use wheels/ only; set for compose
-# alone, since the host's pip (above) reads the same variable.
-COMPOSE=(env PIP_NO_INDEX=1 "${COMPOSE_BIN[@]}" -f docker-compose.yml -f docker-compose.cpu.yml)
+COMPOSE=("${COMPOSE_BIN[@]}" -f docker-compose.yml -f docker-compose.cpu.yml)
 t=$SECONDS
 say "building $IMGCOMP_IMAGE and $PROMETHEUS_IMAGE"
 "${COMPOSE[@]}" build --quiet app
