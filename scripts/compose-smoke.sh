@@ -105,6 +105,12 @@ if [[ ! -f $STAMP ]] || ! sha256sum --check --status "$STAMP" 2>/dev/null; then
   say "downloading wheels (CPU torch, dependencies, setuptools) into wheels/"
   "$PYTHON" -m pip download --quiet --disable-pip-version-check -d wheels torch==2.13.0 'setuptools>=69' . 2>&1 |
     { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+  # PyPI's Linux torch is the CUDA build (+3 GB of nvidia wheels); these machines' pip finds the CPU
+  # wheel locally. Stop rather than build a CPU smoke image five times its size.
+  if ! compgen -G 'wheels/torch-2.13.0+cpu-*.whl' >/dev/null; then
+    echo "wheels/ has no CPU torch 2.13.0 wheel: point pip at one (pip config find-links) and rerun" >&2
+    exit 1
+  fi
   sha256sum pyproject.toml >"$STAMP"
   say "wheels: $(find wheels -name '*.whl' | wc -l) files, $(du -sh wheels | cut -f1) in $(elapsed $t) s"
 fi
