@@ -79,11 +79,16 @@ class _Search:
     def offer(self, restart: int, loss: float, image: torch.Tensor, iterations: int) -> None:
         """A restart finished: keep it if it beats the best so far (ties go to the lower restart)."""
         if self.generated is None or (loss, restart) < (self.loss, self.restart):
-            self.loss, self.restart, self.generated, self.iterations = loss, restart, image.cpu(), iterations
+            # a copy, not a view: the answer must not pin (or alias) the whole table's storage
+            self.loss, self.restart, self.iterations = loss, restart, iterations
+            self.generated = image.detach().to("cpu", copy=True)
 
 
 class SearchBatch:
-    """A table of live searches on one device that advance one iteration per `step()`."""
+    """A table of live searches on one device that advance one iteration per `step()`.
+
+    Not thread-safe: one worker thread owns a batch and makes every call on it.
+    """
 
     def __init__(
         self, generator: Generator, discriminator: Discriminator, device: torch.device, precision: str = "fp32"

@@ -69,6 +69,15 @@ def test_hole_pixels_never_leak_into_known_target_pixels() -> None:
     assert torch.equal(clean.target, dirty.target)
 
 
+def test_upload_smaller_than_the_model_round_trips() -> None:
+    image, hole = photo(30, 40), centre_hole(30, 40)
+    prepared = prepare(image, hole, R)
+    # upscaled, each model pixel lies under one source pixel: the hole keeps its share of the picture
+    assert prepared.hole.float().mean() == pytest.approx(hole.mean(), abs=0.05)
+    out = finish(image, hole, torch.zeros(3, R, R))
+    assert out.shape == (30, 40, 3) and np.array_equal(out[~hole], image[~hole])
+
+
 def test_prepare_at_model_resolution_keeps_pixels() -> None:
     image, hole = photo(R, R), centre_hole(R, R)
     prepared = prepare(image, hole, R)
