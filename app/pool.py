@@ -106,7 +106,7 @@ class _DeviceRunner:
             out.finished.append((ticket, batch.pop(key)))
 
 
-def _settle(future: asyncio.Future[SearchResult], result: SearchResult | None, error: BaseException | None) -> None:
+def settle(future: asyncio.Future[SearchResult], result: SearchResult | None, error: BaseException | None) -> None:
     """Runs on the event loop; the request may have given up on the future meanwhile."""
     if future.done():
         return
@@ -235,6 +235,6 @@ class IterationPool:
     def _answer(ticket: Ticket[_Request], result: SearchResult | None, error: BaseException | None) -> None:
         request = ticket.job
         try:
-            request.loop.call_soon_threadsafe(_settle, request.future, result, error)
+            request.loop.call_soon_threadsafe(settle, request.future, result, error)
         except RuntimeError:  # the loop closed: nobody is waiting any more
             log.debug("dropped an answer: its event loop is closed")

@@ -1,0 +1,220 @@
+"""The bench's command line and its run: every cell on the same machine, the same networks, one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+import numpy as np
+import torch
+
+from app.bench.batcher import RequestBatcher
+from app.bench.hardware import PeakMeter, flops_per_image_iteration
+from app.bench.load import (
+    Measurement,
+    Workload,
+    closed_loop,
+    engine_counters,
+    engine_sender,
+    http_counters,
+    http_sender,
+)
+from app.bench.report import Row, plot, ratios, table, write_csv
+from app.engine.runner import SearchRunner
+from app.metrics import Metrics
+from app.pool import IterationPool
+from app.store import ModelEntry, ModelStore
+
+MODES = ("one-at-a-time", "request-batch", "iteration")
+_PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-store", type=Path, default=Path("model_store"), help="default model_store")
+    parser.add_argument("--model", default="faces", help="name or name:version (default faces, latest)")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=Path("../shared/data/utkface_crop_part1_64.npz"),
+        help="an .npz with an `images` (N, H, W, 3) uint8 array: the photos the clients damage and send",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:N (default cpu)")
+    parser.add_argument("--clients", type=_ints, default=[1, 8, 32, 64], help="client counts (default 1,8,32,64)")
+    parser.add_argument("--modes", type=_names, default=list(MODES), help=f"subset of {','.join(MODES)}")
+    parser.add_argument(
+        "--precisions",
+        type=_names,
+        default=["fp32", "bf16"],
+        help="the iteration mode runs in each; the baselines and HTTP in the first (default fp32,bf16)",
+    )
+    parser.add_argument("--http-clients", type=_ints, default=[1, 8, 32, 64], help="through-HTTP client counts")
+    parser.add_argument("--duration", type=float, default=12.0, help="measured seconds per cell (default 12)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each window")
+    parser.add_argument("--iterations", type=_ints, default=[100, 600], help="budget range LOW,HIGH (default 100,600)")
+    parser.add_argument("--restarts", type=int, default=1, help="restarts per request (default 1)")
+    parser.add_argument("--slots", type=int, default=64, help="slot budget per device; request-batch's max batch")
+    parser.add_argument("--batch-wait-ms", type=float, default=50.0, help="request-batch's wait for more requests")
+    parser.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
+    parser.add_argument("--out", type=Path, default=Path("docs/bench"), help="folder for bench.csv and bench.png")
+
+
+def _machine(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, load average {load} at the start"
+    )
+
+
+def _backend(
+    mode: str, runner: SearchRunner, key: str, metrics: Metrics, args: argparse.Namespace, queue: int
+) -> RequestBatcher | IterationPool:
+    if mode == "one-at-a-time":
+        return RequestBatcher(runner, metrics, max_requests=1, wait_s=0.0, device=args.device)
+    if mode == "request-batch":
+        per_batch = max(1, args.slots // args.restarts)
+        return RequestBatcher(runner, metrics, per_batch, args.batch_wait_ms / 1000, device=args.device)
+    return IterationPool([(args.device, {key: runner})], metrics, args.slots, queue)
+
+
+def _engine_cell(
+    mode: str, runner: SearchRunner, entry: ModelEntry, workload: Workload, clients: int, args: argparse.Namespace
+) -> Measurement:
+    metrics = Metrics()
+    backend = _backend(mode, runner, entry.key, metrics, args, queue=max(clients, 1))
+    backend.start()
+    try:
+        send = engine_sender(backend.submit, entry.key, entry.resolution)
+        return asyncio.run(closed_loop(send, workload, clients, args.warmup, args.duration, engine_counters(metrics)))
+    finally:
+        backend.stop(0.0)
+
+
+async def _http_cell(
+    url: str, entry: ModelEntry, workload: Workload, clients: int, args: argparse.Namespace
+) -> Measurement:
+    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
+    async with httpx.AsyncClient(base_url=url, timeout=None, limits=limits) as http:
+        measurement = await closed_loop(
+            http_sender(http, entry.key), workload, clients, args.warmup, args.duration, http_counters(http)
+        )
+        await _until_idle(http)
+        return measurement
+
+
+async def _until_idle(http: httpx.AsyncClient, timeout: float = 30.0) -> None:
+    """The cancelled clients' searches leave the server before the next cell starts."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        text = (await http.get("/metrics")).text
+        live = [line for line in text.splitlines() if line.startswith("imgcomp_live_slots{")]
+        if all(float(line.rsplit(" ", 1)[1]) == 0 for line in live):
+            return
+        await asyncio.sleep(0.1)
+
+
+def _http_rows(
+    entry: ModelEntry,
+    workload: Workload,
+    args: argparse.Namespace,
+    flops: float,
+    emit: Callable[[Row], None],
+) -> None:
+    from app.bench.server import serving  # the service stack only when this mode runs
+    from app.config import Settings
+
+    settings = Settings(
+        model_store=args.model_store,
+        default_model=entry.name,
+        devices=args.device,
+        precision=args.precisions[0],
+        queue_size=max(args.http_clients),
+        request_timeout_s=3600,
+        max_iterations=max(args.iterations),
+        max_restarts=args.restarts,
+        log_level="warning",
+    )
+    with serving(settings) as url:
+        for clients in args.http_clients:
+            measurement = asyncio.run(_http_cell(url, entry, workload, clients, args))
+            emit(Row.of("iteration", "http", args.precisions[0], clients, measurement, flops))
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Measure every cell, print the table and the ratios, write CSV and PNG under `args.out`."""
+    entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
+    with np.load(args.images) as archive:
+        workload = Workload(archive["images"], args.iterations[0], args.iterations[-1], args.restarts, args.seed)
+    device = torch.device(args.device)
+    checkpoint = entry.load(device)
+    machine = _machine(args.device)
+    out.write(f"model {entry.key} ({entry.resolution}px) on {args.device}: {machine}\n")
+    meter = PeakMeter(device)
+    for name in args.precisions:
+        meter.sample(_PRECISION_DTYPES[name], seconds=1.0)
+    flops = flops_per_image_iteration(checkpoint.generator, checkpoint.discriminator, checkpoint.generator.config.z_dim)
+    out.write(f"{flops / 1e9:.3f} GFLOP per image-iteration (G+D forward, backward to z)\n")
+    runners = {}
+    for name in args.precisions:
+        runners[name] = SearchRunner(checkpoint.generator, checkpoint.discriminator, device, name)
+    out.flush()
+
+    rows: list[Row] = []
+
+    def emit(row: Row) -> None:
+        for name in args.precisions:  # between cells, so the peak is sampled as often as the machine changes
+            meter.sample(_PRECISION_DTYPES[name])
+        rows.append(row)
+        out.write(f"  {row.label} x{row.clients}: {row.image_iterations_per_s:.1f} img-it/s, {row.completed} done\n")
+        out.flush()
+
+    first = args.precisions[0]
+    for clients in args.clients:  # modes interleaved per client count, so drifting neighbours hit all alike
+        for mode in args.modes:
+            for name in args.precisions if mode == "iteration" else [first]:
+                measurement = _engine_cell(mode, runners[name], entry, workload, clients, args)
+                emit(Row.of(mode, "engine", name, clients, measurement, flops))
+    if args.http_clients:
+        _http_rows(entry, workload, args, flops, emit)
+
+    peaks = {name: meter.best[_PRECISION_DTYPES[name]] for name in args.precisions}
+    for row in rows:
+        row.peak_share = row.gflops * 1e9 / peaks[row.precision]
+    out.write(
+        "matmul peak (best 1024^3 matmul seen during the run): "
+        + ", ".join(f"{name} {peak / 1e9:.0f} GFLOP/s" for name, peak in peaks.items())
+        + "\n"
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, args.out / "bench.csv")
+    title = f"{entry.key} on {args.device} ({machine}); budgets {args.iterations[0]}-{args.iterations[-1]}"
+    plot(rows, args.out / "bench.png", title)
+    out.write("\n" + table(rows) + "\n\n")
+    out.write(ratios(rows, "iteration", ("one-at-a-time", "request-batch")) + "\n")
+    out.write(f"wrote {args.out / 'bench.csv'} and {args.out / 'bench.png'}\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv), out or sys.stdout)

@@ -1,0 +1,76 @@
+"""What the machine can do and what one search step costs, measured in the bench's own run."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from torch import nn
+
+_COUNTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+class PeakMeter:
+    """The best square-matmul FLOP/s seen during the run, per dtype: the ceiling a conv-heavy step is held to.
+
+    Sampled briefly before every cell and kept as a running maximum, because on a shared
+    machine any single measurement mostly measures the neighbours; the maximum is the
+    closest this run got to the hardware's own figure, so shares of it are conservative.
+    """
+
+    def __init__(self, device: torch.device, size: int = 1024) -> None:
+        self.device = device
+        self.size = size
+        self.best: dict[torch.dtype, float] = {}
+
+    def sample(self, dtype: torch.dtype, seconds: float = 0.3) -> float:
+        a = torch.randn(self.size, self.size).to(self.device, dtype)
+        b = torch.randn(self.size, self.size).to(self.device, dtype)
+        self._timed(a, b)  # first call allocates and picks kernels
+        flops = 2.0 * self.size**3
+        end = time.perf_counter() + seconds
+        best = self.best.get(dtype, 0.0)
+        while time.perf_counter() < end:
+            best = max(best, flops / self._timed(a, b))
+        self.best[dtype] = best
+        return best
+
+    def _timed(self, a: torch.Tensor, b: torch.Tensor) -> float:
+        started = time.perf_counter()
+        torch.mm(a, b)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - started
+
+
+def flops_per_image_iteration(generator: nn.Module, discriminator: nn.Module, z_dim: int) -> float:
+    """FLOPs of one slot's step: G and D forward plus the backward to z, counted from the layer shapes.
+
+    Only convolutions and linear layers count (norms and activations are a few percent and
+    memory-bound). G and D are frozen, so the backward computes input gradients only: each
+    layer's input gradient is the transposed operation, the same multiply-adds as its forward.
+    """
+    forward = 0.0
+
+    def count(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal forward
+        if isinstance(module, nn.ConvTranspose2d):  # every input pixel meets every kernel tap
+            c_in, h, w = inputs[0].shape[1:]
+            forward += 2.0 * c_in * h * w * module.out_channels * math.prod(module.kernel_size) / module.groups
+        elif isinstance(module, nn.Conv2d):  # every output pixel meets every kernel tap
+            c_out, h, w = output.shape[1:]
+            forward += 2.0 * c_out * h * w * module.in_channels * math.prod(module.kernel_size) / module.groups
+        elif isinstance(module, nn.Linear):
+            forward += 2.0 * module.in_features * module.out_features
+
+    layers = [m for net in (generator, discriminator) for m in net.modules() if isinstance(m, _COUNTED)]
+    handles = [layer.register_forward_hook(count) for layer in layers]
+    try:
+        with torch.no_grad():
+            device = next(generator.parameters()).device
+            discriminator(generator(torch.zeros(1, z_dim, device=device)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return 2.0 * forward

@@ -1,0 +1,179 @@
+"""Closed-loop clients: each sends a request, awaits its answer, sends the next, for a timed window.
+
+The mixed workload is a pure function of (seed, client, request number), so
+every mode and both transports serve the same requests in the same order.
+Throughput is read from the server's step counters (rows stepped = image-
+iterations), which stays exact when the window is shorter than a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.engine.compose import prepare
+from app.engine.masks import make_mask
+from app.engine.search import SearchJob, SearchParams, SearchResult
+from app.metrics import Metrics
+
+# masks a restoration service sees: one block, scribbles, several blocks (random80/half are evaluation stress cases)
+_MASK_KINDS = ("center", "strokes", "blocks")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One client request: the damaged photo, its hole, and the search budget."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    hole: np.ndarray  # (H, W) bool
+    iterations: int
+    restarts: int
+    seed: int
+
+    def job(self, resolution: int) -> SearchJob:
+        prepared = prepare(self.image, self.hole, resolution)
+        params = SearchParams(iterations=self.iterations, restarts=self.restarts, seed=self.seed)
+        return SearchJob(prepared.target, prepared.hole, params)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Real photos with seeded holes and iteration budgets drawn uniformly from [low, high]."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8
+    low: int
+    high: int
+    restarts: int
+    seed: int
+
+    def request(self, client: int, number: int) -> Request:
+        rng = np.random.default_rng((self.seed, client, number))
+        image = self.images[int(rng.integers(len(self.images)))]
+        hole = make_mask(_MASK_KINDS[int(rng.integers(len(_MASK_KINDS)))], image.shape[0], rng)
+        image = image.copy()
+        image[hole] = 128  # the damage: no method may borrow the hole's true pixels
+        iterations = int(rng.integers(self.low, self.high + 1))
+        return Request(image, hole, iterations, self.restarts, seed=number)
+
+
+@dataclass
+class Counters:
+    """Cumulative step counters of one server: rows stepped (image-iterations) and steps."""
+
+    slots: float
+    steps: float
+
+
+@dataclass
+class Measurement:
+    """What the clients saw in the window, and the server's counters around it."""
+
+    seconds: float
+    latencies: list[float]  # of requests that finished inside the window
+    before: Counters
+    after: Counters
+
+
+Send = Callable[[Request], Awaitable[None]]
+
+
+async def closed_loop(
+    send: Send,
+    workload: Workload,
+    clients: int,
+    warmup: float,
+    duration: float,
+    counters: Callable[[], Awaitable[Counters]],
+) -> Measurement:
+    """`clients` loops of send-and-await; measures the `duration` s after `warmup` s, then cancels the rest."""
+    finished: list[tuple[float, float]] = []
+
+    async def client(index: int) -> None:
+        number = 0
+        while True:
+            request = workload.request(index, number)
+            started = time.perf_counter()
+            await send(request)
+            finished.append((time.perf_counter(), time.perf_counter() - started))
+            number += 1
+
+    tasks = [asyncio.create_task(client(index)) for index in range(clients)]
+    try:
+        await asyncio.sleep(warmup)
+        before, start = await counters(), time.perf_counter()
+        await asyncio.sleep(duration)
+        after, end = await counters(), time.perf_counter()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    latencies = [latency for done, latency in finished if start <= done <= end]
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise RuntimeError("a bench client failed") from task.exception()
+    return Measurement(end - start, latencies, before, after)
+
+
+def engine_counters(metrics: Metrics) -> Callable[[], Awaitable[Counters]]:
+    """The step counters of an in-process backend, read from its registry."""
+
+    async def read() -> Counters:
+        value = metrics.registry.get_sample_value
+        return Counters(value("imgcomp_slots_per_step_sum") or 0.0, value("imgcomp_slots_per_step_count") or 0.0)
+
+    return read
+
+
+def engine_sender(submit: Callable[[str, SearchJob], Awaitable[SearchResult]], model: str, resolution: int) -> Send:
+    """Requests straight into a backend's `submit` (preparing the job costs what the route's pool thread pays)."""
+
+    async def send(request: Request) -> None:
+        await submit(model, request.job(resolution))
+
+    return send
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def http_sender(http: httpx.AsyncClient, model: str) -> Send:
+    """Requests as `POST /complete` uploads; anything but 200 stops the bench with the server's answer."""
+
+    async def send(request: Request) -> None:
+        files = {
+            "image": ("photo.png", _png(request.image), "image/png"),
+            "mask": ("mask.png", _png(request.hole.astype(np.uint8) * 255), "image/png"),
+        }
+        data = {"model": model, "iterations": request.iterations, "restarts": request.restarts, "seed": request.seed}
+        response = await http.post("/complete", files=files, data=data)
+        if response.status_code != 200:
+            raise RuntimeError(f"POST /complete answered {response.status_code}: {response.text[:300]}")
+
+    return send
+
+
+def http_counters(http: httpx.AsyncClient) -> Callable[[], Awaitable[Counters]]:
+    """The step counters of a server, scraped from its /metrics like Prometheus would."""
+
+    async def read() -> Counters:
+        text = (await http.get("/metrics")).text
+        values = {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.startswith("imgcomp_slots_per_step")
+        }
+        return Counters(values.get("imgcomp_slots_per_step_sum", 0.0), values.get("imgcomp_slots_per_step_count", 0.0))
+
+    return read

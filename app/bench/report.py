@@ -1,0 +1,126 @@
+"""Bench rows -> the printed table, a CSV and a PNG plot."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: the bench runs on servers without a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from app.bench.load import Measurement  # noqa: E402
+
+
+@dataclass
+class Row:
+    """One (mode, transport, precision, clients) cell of the bench."""
+
+    mode: str
+    transport: str
+    precision: str
+    clients: int
+    completed: int  # requests that finished inside the window
+    window_s: float
+    completions_per_s: float
+    image_iterations_per_s: float
+    p50_s: float
+    p95_s: float
+    p99_s: float
+    slots_per_step: float
+    gflops: float
+    peak_share: float = math.nan  # achieved FLOP/s over this precision's matmul peak, set once the run knows it
+
+    @classmethod
+    def of(cls, mode: str, transport: str, precision: str, clients: int, m: Measurement, flops: float) -> Row:
+        slots = m.after.slots - m.before.slots
+        steps = m.after.steps - m.before.steps
+        rate = slots / m.seconds
+        lat = np.array(m.latencies) if m.latencies else np.array([math.nan])
+        p50, p95, p99 = (float(np.percentile(lat, q)) for q in (50, 95, 99))
+        return cls(
+            mode=mode,
+            transport=transport,
+            precision=precision,
+            clients=clients,
+            completed=len(m.latencies),
+            window_s=m.seconds,
+            completions_per_s=len(m.latencies) / m.seconds,
+            image_iterations_per_s=rate,
+            p50_s=p50,
+            p95_s=p95,
+            p99_s=p99,
+            slots_per_step=slots / steps if steps else 0.0,
+            gflops=rate * flops / 1e9,
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode} {self.precision}" + (" http" if self.transport == "http" else "")
+
+
+_HEADER = (
+    f"{'mode':<24}{'clients':>8}{'done':>6}{'compl/s':>9}{'img-it/s':>10}"
+    f"{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}{'slots/step':>11}{'GFLOP/s':>9}{'%peak':>7}"
+)
+
+
+def table(rows: list[Row]) -> str:
+    """Fixed-width text, one line per cell, grouped by client count."""
+    lines = [_HEADER, "-" * len(_HEADER)]
+    for row in sorted(rows, key=lambda r: r.clients):
+        lines.append(
+            f"{row.label:<24}{row.clients:>8}{row.completed:>6}{row.completions_per_s:>9.3f}"
+            f"{row.image_iterations_per_s:>10.1f}{row.p50_s:>8.2f}{row.p95_s:>8.2f}{row.p99_s:>8.2f}"
+            f"{row.slots_per_step:>11.1f}{row.gflops:>9.1f}{row.peak_share:>7.0%}"
+        )
+    return "\n".join(lines)
+
+
+def ratios(rows: list[Row], mode: str, baselines: tuple[str, ...]) -> str:
+    """`mode`'s image-iteration throughput over each baseline's, per client count (same precision, engine)."""
+    lines = []
+    engine = {(r.mode, r.precision, r.clients): r for r in rows if r.transport == "engine"}
+    for (name, precision, clients), row in sorted(engine.items(), key=lambda item: item[0][2]):
+        if name != mode:
+            continue
+        parts = []
+        for base in baselines:
+            other = engine.get((base, precision, clients))
+            if other is not None and other.image_iterations_per_s > 0:
+                parts.append(f"{row.image_iterations_per_s / other.image_iterations_per_s:.2f}x {base}")
+        if parts:
+            lines.append(f"{mode} {precision} at {clients} clients: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(Row)])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(row).items()})
+
+
+def plot(rows: list[Row], path: Path, title: str) -> None:
+    """Throughput and p95 latency against client count, one line per mode."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label in dict.fromkeys(row.label for row in rows):
+        series = sorted((r for r in rows if r.label == label), key=lambda r: r.clients)
+        clients = [r.clients for r in series]
+        left.plot(clients, [r.image_iterations_per_s for r in series], marker="o", label=label)
+        right.plot(clients, [r.p95_s for r in series], marker="o", label=label)
+    for axis, ylabel in ((left, "image-iterations / s"), (right, "p95 latency (s, finished in window)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrent clients")
+        axis.set_ylabel(ylabel)
+        axis.grid(True, alpha=0.3)
+    left.legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
