@@ -1,0 +1,162 @@
+"""`python -m app evaluate`: the search against classical inpainting on a model's held-out photos.
+
+`add_parser` registers the subcommand on `python -m app`'s subparsers and
+`run` executes it; the table goes to stdout, progress and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from app.engine import MASK_KINDS, PRECISIONS, EngineError, SearchParams, SearchRunner
+from app.quality.evaluate import evaluate
+from app.quality.report import format_table, write_outputs
+from app.store import ModelStore, UnknownModelError
+from training.checkpoint import CheckpointError
+from training.data import DataError, load_images
+
+# command-line flag -> SearchParams field; a flag left out keeps the engine's default
+SEARCH_FLAGS = ("iterations", "restarts", "prior_weight", "lr", "z_bound", "patience", "seed")
+
+
+class EvaluateError(Exception):
+    """A request the command cannot run as given; the message says what to change."""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `evaluate` on `python -m app`'s subcommands."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score the search against mean fill, OpenCV Telea and Navier-Stokes on held-out photos",
+        description="Each photo's hole is overwritten with noise before any method sees it. "
+        "Writes summary.csv/.json, per_image.csv, table.md and grid_<masks>.png to --out.",
+    )
+    parser.add_argument("--model", default="faces", help="name or name:version (default faces, latest version)")
+    parser.add_argument(
+        "--model-store",
+        type=Path,
+        default=Path(os.environ.get("IMGCOMP_MODEL_STORE", "model_store")),
+        help="default IMGCOMP_MODEL_STORE or model_store",
+    )
+    parser.add_argument("--data", type=Path, help="npz, folder or zip of photos (default: the card's dataset source)")
+    parser.add_argument(
+        "--all-images",
+        action="store_true",
+        help="use every photo in --data, not only the model card's held-out ones (for photos it never saw)",
+    )
+    parser.add_argument("--masks", default=",".join(MASK_KINDS), help=f"comma-separated of {', '.join(MASK_KINDS)}")
+    parser.add_argument("--n", type=int, default=300, help="photos per mask family, the first n of the split")
+    parser.add_argument("--out", type=Path, required=True, help="folder for tables and grids")
+    parser.add_argument("--iterations", type=int, help="search iterations per restart (default: engine's)")
+    parser.add_argument("--restarts", type=int, help="restarts per photo (default: engine's)")
+    parser.add_argument("--prior-weight", type=float, help="lambda of the prior loss (default: engine's)")
+    parser.add_argument("--lr", type=float, help="Adam step on z (default: engine's)")
+    parser.add_argument("--z-bound", type=float, help="clamp on |z_i| (default: engine's)")
+    parser.add_argument("--patience", type=int, help="plateau iterations before an early stop (default: engine's)")
+    parser.add_argument("--seed", type=int, default=0, help="masks, noise and search start (default 0)")
+    parser.add_argument("--batch", type=int, default=32, help="photos searched together (default 32)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:N (default cpu)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="search precision (default fp32)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default torch's; 1 is fastest on a small shared CPU, where threads contend)",
+    )
+    parser.add_argument("--grid-rows", type=int, default=8, help="photos shown per grid (default 8)")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _kinds(text: str) -> list[str]:
+    kinds = [kind.strip() for kind in text.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in MASK_KINDS]
+    if unknown or not kinds:
+        raise EvaluateError(f"unknown mask families {unknown or text!r}: choose from {', '.join(MASK_KINDS)}")
+    return list(dict.fromkeys(kinds))
+
+
+def _select(names: list[str], card: dict[str, Any], all_images: bool, n: int) -> tuple[list[int], str]:
+    """Indices of the first n photos of the held-out split (or of all of them), and which split that is."""
+    held_out = card.get("dataset", {}).get("held_out") or []
+    if all_images:
+        chosen, split = list(range(len(names))), "all"
+    elif not held_out:
+        raise EvaluateError("the model card lists no held-out photos: pass --all-images with photos it never saw")
+    else:
+        wanted = set(held_out)
+        chosen, split = [i for i, name in enumerate(names) if name in wanted], "held-out"
+        if not chosen:
+            raise EvaluateError(
+                "none of the model card's held-out photos are in --data: pass the training data set, "
+                "or --all-images with photos the model never saw"
+            )
+    return chosen[:n], split
+
+
+def command(args: argparse.Namespace, data: Path) -> str:
+    """The command line that reproduces this run (every flag that shapes the figures, defaults included)."""
+    parts = ["python -m app evaluate", f"--model {args.model}", f"--data {data}", f"--masks {args.masks}"]
+    parts += [f"--n {args.n}", f"--seed {args.seed}", f"--precision {args.precision}"]
+    parts += ["--all-images"] if args.all_images else []
+    for flag in SEARCH_FLAGS[:-1]:
+        if getattr(args, flag) is not None:
+            parts.append(f"--{flag.replace('_', '-')} {getattr(args, flag)}")
+    return " ".join([*parts, f"--out {args.out}"])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write the files, print the table; 2 on a request that cannot run."""
+    try:
+        kinds = _kinds(args.masks)
+        if args.n < 1 or args.batch < 1 or args.grid_rows < 1:
+            raise EvaluateError("--n, --batch and --grid-rows must be at least 1")
+        entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
+        data = args.data or Path(str(entry.card.get("dataset", {}).get("source", "")))
+        if not str(data) or not data.exists():
+            raise EvaluateError(f"the data set {str(data)!r} is not here: pass --data (npz, folder or zip)")
+        photos = load_images(data, entry.resolution)
+        chosen, split = _select(photos.names, entry.card, args.all_images, args.n)
+        overrides = {flag: getattr(args, flag) for flag in SEARCH_FLAGS if getattr(args, flag) is not None}
+        params = SearchParams(**overrides)
+        if args.threads is not None:
+            if args.threads < 1:
+                raise EvaluateError("--threads must be at least 1")
+            torch.set_num_threads(args.threads)
+        device = torch.device(args.device)
+        checkpoint = entry.load(device)
+        runner = SearchRunner(checkpoint.generator, checkpoint.discriminator, device, args.precision)
+    except (EvaluateError, UnknownModelError, CheckpointError, DataError, EngineError, FileNotFoundError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    images = photos.images[chosen].permute(0, 2, 3, 1).numpy()
+    names = [photos.names[i] for i in chosen]
+    with tqdm(total=len(kinds) * len(chosen), unit="search", desc=f"evaluating {entry.key}") as progress:
+        slots = args.batch * params.restarts
+        evaluation = evaluate(images, names, runner, kinds, params, args.seed, slots, progress.update)
+    settings = {
+        "model": entry.key,
+        "data": str(data),
+        "split": split,
+        "n": len(chosen),
+        "masks": kinds,
+        "seed": args.seed,
+        "device": str(device),
+        "precision": args.precision,
+        "search": {k: v for k, v in vars(params).items()},
+        "command": command(args, data),
+    }
+    write_outputs(evaluation, args.out, settings, args.grid_rows)
+    sys.stdout.write(f"{entry.key} on {len(chosen)} {split} photos of {data}, seed {args.seed}, {params}\n")
+    sys.stdout.write(format_table(evaluation))
+    sys.stdout.write(f"search {evaluation.search_seconds:.0f} s; files in {args.out}\n")
+    return 0
+
+
+__all__ = ["add_parser", "run"]

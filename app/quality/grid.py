@@ -1,0 +1,35 @@
+"""A comparison grid per mask family, so a person sees what the figures mean."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from app.quality.evaluate import Case
+
+COLUMNS = ("original", "damaged", "telea", "ns", "ours-no-blend", "ours")
+HEADER = 14  # pixels of label row above the tiles
+
+
+def comparison_grid(cases: Sequence[Case], scale: int = 2, gap: int = 2) -> Image.Image:
+    """Rows of cases; columns original | damaged input | Telea | NS | ours without blending | ours.
+
+    Tiles are enlarged by `scale` with nearest-neighbour so no resampling hides
+    a seam; the damaged column shows exactly what every method was given.
+    """
+    assert cases, "no cases to draw"
+    side = cases[0].truth.shape[0] * scale
+    width = len(COLUMNS) * (side + gap) + gap
+    height = HEADER + len(cases) * (side + gap) + gap
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for column, label in enumerate(COLUMNS):
+        draw.text((gap + column * (side + gap) + 2, 2), label, fill=(0, 0, 0))
+    for row, case in enumerate(cases):
+        tiles = [case.truth, case.damaged, *(case.outputs[name] for name in COLUMNS[2:])]
+        for column, tile in enumerate(tiles):
+            big = np.repeat(np.repeat(tile, scale, axis=0), scale, axis=1)
+            canvas.paste(Image.fromarray(big), (gap + column * (side + gap), HEADER + gap + row * (side + gap)))
+    return canvas

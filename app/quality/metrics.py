@@ -1,0 +1,74 @@
+"""Per-image quality figures of a completed photo against its ground truth.
+
+Every function takes (H, W, 3) uint8 images and an (H, W) bool hole (True =
+filled by the method), so a figure is computed on the bytes a user gets back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+# PSNR ceiling: uint8 rounding alone leaves an error of variance 1/12, so a perfect
+# fill (e.g. Telea on a pure white background) scores this instead of infinity,
+# which would make every mean over images infinite.
+PSNR_CEILING_DB = 10 * math.log10(255.0**2 * 12)
+
+
+def _check(result: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> None:
+    assert result.shape == truth.shape and result.ndim == 3, (result.shape, truth.shape)
+    assert hole.shape == truth.shape[:2] and hole.dtype == np.bool_ and hole.any(), (hole.shape, hole.dtype)
+
+
+def hole_psnr(result: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
+    """PSNR in dB over the hole's pixels and channels only (Yeh et al., Table 1); known pixels would flatter it."""
+    _check(result, truth, hole)
+    error = result[hole].astype(np.float64) - truth[hole].astype(np.float64)
+    mse = max(float(np.mean(error**2)), 1 / 12)
+    return 10 * math.log10(255.0**2 / mse)
+
+
+def ssim(result: np.ndarray, truth: np.ndarray) -> float:
+    """Whole-image SSIM (scikit-image, 7x7 window, per channel then averaged): structure, not just error."""
+    assert result.shape == truth.shape and result.ndim == 3, (result.shape, truth.shape)
+    return float(structural_similarity(truth, result, channel_axis=2, data_range=255))
+
+
+def masked_l1(result: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
+    """Mean absolute error over the hole, on a [0, 1] intensity scale."""
+    _check(result, truth, hole)
+    return float(np.abs(result[hole].astype(np.float64) - truth[hole].astype(np.float64)).mean() / 255.0)
+
+
+def seam_pairs(hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P, 2) row/col indices of each side of every 4-neighbour pair that straddles the hole's edge."""
+    first, second = [], []
+    for axis in (0, 1):
+        a = hole[:-1, :] if axis == 0 else hole[:, :-1]
+        b = hole[1:, :] if axis == 0 else hole[:, 1:]
+        rows, cols = np.nonzero(a != b)
+        first.append(np.stack([rows, cols], 1))
+        second.append(np.stack([rows + (axis == 0), cols + (axis == 1)], 1))
+    return np.concatenate(first), np.concatenate(second)
+
+
+def seam_gradient_error(result: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
+    """Mean |step across the seam in the result - the same step in the truth|, [0, 1] scale.
+
+    Taken over every pair of 4-neighbours with one pixel in the hole and one
+    known, per channel. A visible seam is a jump the photo did not have; a
+    fill that continues the photo's own gradient scores zero whatever its
+    colours deep inside the hole.
+    """
+    _check(result, truth, hole)
+    first, second = seam_pairs(hole)
+    if len(first) == 0:  # the hole has no known neighbour: nothing to join (cannot happen for a proper hole)
+        return 0.0
+
+    def step(image: np.ndarray) -> np.ndarray:
+        image = image.astype(np.float64)
+        return image[first[:, 0], first[:, 1]] - image[second[:, 0], second[:, 1]]
+
+    return float(np.abs(step(result) - step(truth)).mean() / 255.0)

@@ -1,0 +1,144 @@
+"""`evaluate` end to end: a tiny model, 4 real held-out faces, every mask family; files read back and checked."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.engine import MASK_KINDS
+from app.quality.cli import add_parser
+from app.quality.evaluate import METHODS, METRICS, make_cases
+from app.quality.grid import COLUMNS, HEADER
+from training.data import load_images
+
+FACES_USED = 4
+SCALE, GAP = 2, 2  # the grid's defaults
+
+
+def evaluate_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["evaluate", *argv])
+    code: int = args.handler(args)
+    return code
+
+
+@pytest.fixture
+def store_and_data(make_tiny_store: Callable[..., Path], faces: np.ndarray, tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny model whose card holds out 4 of 6 faces, and those faces as an npz with names."""
+    store = make_tiny_store(("tiny",))
+    names = [f"face{i}.jpg" for i in range(6)]
+    data = tmp_path / "faces.npz"
+    np.savez(data, images=faces[100:106], filenames=np.array(names))
+    card_path = store / "tiny" / "1" / "model.json"
+    card = json.loads(card_path.read_text())
+    card["dataset"]["held_out"] = names[1:5]  # the weights' sha256 does not cover the card's dataset block
+    card_path.write_text(json.dumps(card))
+    return store, data
+
+
+def run(store: Path, data: Path, out: Path, *extra: str) -> int:
+    common = ["--model", "tiny", "--model-store", str(store), "--data", str(data), "--out", str(out)]
+    return evaluate_cli([*common, "--iterations", "4", "--restarts", "1", "--batch", "3", "--seed", "7", *extra])
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_end_to_end_tables_and_grids(
+    store_and_data: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, data = store_and_data
+    out = tmp_path / "eval"
+    assert run(store, data, out) == 0
+    printed = capsys.readouterr().out
+
+    # per-image scores: every family x held-out face x method, and only held-out faces
+    per_image = read_csv(out / "per_image.csv")
+    assert len(per_image) == len(MASK_KINDS) * FACES_USED * len(METHODS)
+    assert {row["name"] for row in per_image} == {f"face{i}.jpg" for i in range(1, 5)}
+    for row in per_image:
+        assert 5 < float(row["psnr"]) < 59 and -1 <= float(row["ssim"]) <= 1
+        assert 0 <= float(row["l1"]) <= 1 and 0 <= float(row["seam"]) <= 1
+
+    # summary: one cell per (family, method, metric), its mean is the mean of the per-image rows
+    summary = read_csv(out / "summary.csv")
+    assert len(summary) == len(MASK_KINDS) * len(METHODS) * len(METRICS)
+    for cell in summary:
+        group = [r for r in per_image if (r["kind"], r["method"]) == (cell["kind"], cell["method"])]
+        values = [float(r[cell["metric"]]) for r in group]
+        assert int(cell["n"]) == FACES_USED
+        assert float(cell["mean"]) == pytest.approx(np.mean(values))
+        assert float(cell["low"]) <= float(cell["mean"]) <= float(cell["high"])
+
+    document = json.loads((out / "summary.json").read_text())
+    assert document["split"] == "held-out" and document["n"] == FACES_USED and document["seed"] == 7
+    assert document["search"]["iterations"] == 4 and document["masks"] == list(MASK_KINDS)
+    assert document["command"].startswith("python -m app evaluate --model tiny")
+
+    # the printed table is the written one, a row per (family, method)
+    table = (out / "table.md").read_text()
+    assert table in printed
+    assert len([line for line in table.splitlines() if line.startswith("| center |")]) == len(METHODS)
+
+    # grids: the original column is the face, the damaged column is noise in the hole, ours keeps known pixels
+    images = load_images(data, 32).images.permute(0, 2, 3, 1).numpy()[1:5]
+    cases = make_cases(images, [f"face{i}.jpg" for i in range(1, 5)], "center", seed=7)
+    side = 32 * SCALE
+    for kind in MASK_KINDS:
+        grid = np.asarray(Image.open(out / f"grid_{kind}.png").convert("RGB"))
+        assert grid.shape == (HEADER + FACES_USED * (side + GAP) + GAP, len(COLUMNS) * (side + GAP) + GAP, 3)
+
+    def tile(grid: np.ndarray, row: int, column: int) -> np.ndarray:
+        top, left = HEADER + GAP + row * (side + GAP), GAP + column * (side + GAP)
+        return grid[top : top + side : SCALE, left : left + side : SCALE]
+
+    grid = np.asarray(Image.open(out / "grid_center.png").convert("RGB"))
+    for row, case in enumerate(cases):
+        np.testing.assert_array_equal(tile(grid, row, 0), case.truth)
+        np.testing.assert_array_equal(tile(grid, row, 1), case.damaged)
+        for column in range(2, len(COLUMNS)):
+            np.testing.assert_array_equal(tile(grid, row, column)[~case.hole], case.truth[~case.hole])
+        assert not np.array_equal(tile(grid, row, 5)[case.hole], case.damaged[case.hole])
+
+
+def test_same_seed_same_figures_other_seed_other_masks(store_and_data: tuple[Path, Path], tmp_path: Path) -> None:
+    store, data = store_and_data
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        assert run(store, data, tmp_path / name, "--masks", "random80", "--seed", seed) == 0
+    first, again, other = (read_csv(tmp_path / name / "per_image.csv") for name in "abc")
+    assert first == again
+    assert first != other
+
+
+def test_masks_of_a_family_do_not_depend_on_the_others_or_on_n(faces: np.ndarray) -> None:
+    names = [str(i) for i in range(4)]
+    few = make_cases(faces[:2], names[:2], "blocks", seed=0)
+    many = make_cases(faces[:4], names, "blocks", seed=0)
+    for a, b in zip(few, many[:2], strict=True):
+        np.testing.assert_array_equal(a.hole, b.hole)
+        np.testing.assert_array_equal(a.damaged, b.damaged)
+    assert not np.array_equal(many[0].hole, many[1].hole)
+
+
+def test_requests_that_cannot_run(
+    store_and_data: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, data = store_and_data
+    assert run(store, data, tmp_path / "x", "--masks", "center,circle") == 2
+    assert "unknown mask families" in capsys.readouterr().err
+    strangers = tmp_path / "strangers.npz"
+    np.savez(strangers, images=np.zeros((2, 32, 32, 3), np.uint8), filenames=np.array(["x.jpg", "y.jpg"]))
+    assert run(store, strangers, tmp_path / "y") == 2
+    assert "--all-images" in capsys.readouterr().err
+    assert run(store, strangers, tmp_path / "z", "--all-images", "--masks", "half") == 0
+    assert json.loads((tmp_path / "z" / "summary.json").read_text())["split"] == "all"
