@@ -88,6 +88,8 @@ def _complete(args: argparse.Namespace) -> int:
         if not pairs:
             raise FileNotFoundError(f"no PNG, JPEG or WebP image in {args.inputs}")
         device = torch.device(settings.devices[0])
+        if settings.torch_threads is not None:
+            torch.set_num_threads(settings.torch_threads)
         checkpoint = entry.load(device)
         runner = SearchRunner(checkpoint.generator, checkpoint.discriminator, device, settings.precision)
         params = SearchParams(iterations=args.iterations, restarts=args.restarts, seed=args.seed)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     max_iterations: int = Field(default=2000, ge=1)
     default_restarts: int = Field(default=2, ge=1)
     max_restarts: int = Field(default=8, ge=1)
+    # PyTorch intra-op threads (unset: one per core). On a CPU shared with other busy processes,
+    # OpenMP's spinning threads can make 2 threads ~100x slower than 1: measure and set it there.
+    torch_threads: int | None = Field(default=None, ge=1)
     # threads that decode, resize, blend and encode, off the event loop and the device threads
     postprocess_threads: int = Field(default=2, ge=1)
     log_level: LogLevel = "info"

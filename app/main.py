@@ -49,6 +49,8 @@ def _device_name(device: str) -> str:
 def start_services(settings: Settings, metrics: Metrics) -> Services:
     """Load every model version onto every device and start one worker per device (blocking, seconds)."""
     store = ModelStore.discover(settings.model_store, settings.default_model)
+    if settings.torch_threads is not None:
+        torch.set_num_threads(settings.torch_threads)  # process-wide: one service per process
     workers: list[tuple[str, dict[str, SearchRunner]]] = []
     for device in settings.devices:
         metrics.device_info.labels(device=device, name=_device_name(device)).set(1)

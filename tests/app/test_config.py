@@ -21,7 +21,9 @@ def test_defaults_and_environment(store: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("IMGCOMP_DEVICES", "cpu, cpu")
     monkeypatch.setenv("IMGCOMP_PORT", "9001")
     monkeypatch.setenv("IMGCOMP_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("IMGCOMP_TORCH_THREADS", "1")
     settings = Settings()
+    assert settings.torch_threads == 1
     assert settings.devices == ("cpu", "cpu")
     assert (settings.port, settings.host, settings.log_level) == (9001, "127.0.0.1", "warning")
     assert (settings.default_model, settings.precision, settings.default_iterations) == ("faces", "fp32", 400)
@@ -61,6 +63,7 @@ def test_default_model_must_exist(store: Path) -> None:
         ({"precision": "fp16", "devices": "cpu"}, "fp16 needs CUDA"),
         ({"port": 0}, "IMGCOMP_PORT"),
         ({"queue_size": 0}, "IMGCOMP_QUEUE_SIZE"),
+        ({"torch_threads": 0}, "IMGCOMP_TORCH_THREADS"),
         ({"default_iterations": 5000}, "exceeds max_iterations"),
     ],
 )

@@ -33,6 +33,7 @@ def test_serve_subprocess_answers_and_stops_on_sigterm(make_tiny_store: Callable
         "IMGCOMP_DEVICES": "cpu",
         "IMGCOMP_PORT": str(port),
         "IMGCOMP_LOG_LEVEL": "info",
+        "IMGCOMP_TORCH_THREADS": "1",
         "PYTHONPATH": str(REPO),
     }
     server = subprocess.Popen(
