@@ -33,7 +33,9 @@ export COMPOSE_PROJECT_NAME=imgcomp-smoke
 export BASE_IMAGE=$BASE_TAG WHEELS_ONLY=1
 export IMGCOMP_IMAGE=local/imgcomp:smoke PROMETHEUS_IMAGE=local/imgcomp-prometheus:smoke
 export BIND_ADDRESS=127.0.0.1 IMGCOMP_PUBLISH_PORT=$APP_PORT PROMETHEUS_PORT=$PROM_PORT
-export IMGCOMP_QUEUE_SIZE=${IMGCOMP_QUEUE_SIZE:-4}
+export IMGCOMP_QUEUE_SIZE=${IMGCOMP_QUEUE_SIZE:-8}
+# Two cores shared with other jobs: one intra-op thread avoids OpenMP threads spinning against them.
+export IMGCOMP_TORCH_THREADS=${IMGCOMP_TORCH_THREADS:-1}
 
 say() { printf '== %s\n' "$*"; }
 elapsed() { echo $((SECONDS - $1)); }
