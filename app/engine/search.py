@@ -44,6 +44,8 @@ class SearchParams:
         for field in fields(self):
             value = getattr(self, field.name)
             low, high = limits[field.name]
+            if isinstance(value, bool) or (isinstance(field.default, int) and not isinstance(value, int)):
+                raise ParamsError(f"{field.name} must be a whole number, got {value!r}")
             if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
                 raise ParamsError(f"{field.name} must lie in [{low:g}, {high:g}], got {value!r}")
         if self.window % 2 == 0:

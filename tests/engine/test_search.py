@@ -137,7 +137,16 @@ def test_bad_holes_raise_mask_error(runner: SearchRunner, hole: torch.Tensor, me
 
 
 @pytest.mark.parametrize(
-    "bad", [{"iterations": 0}, {"restarts": 0}, {"lr": -1.0}, {"window": 4}, {"prior_weight": float("nan")}]
+    "bad",
+    [
+        {"iterations": 0},
+        {"iterations": 2.5},
+        {"restarts": 0},
+        {"restarts": True},
+        {"lr": -1.0},
+        {"window": 4},
+        {"prior_weight": float("nan")},
+    ],
 )
 def test_bad_params_raise(bad: dict) -> None:
     with pytest.raises(ParamsError):
