@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Pillow's own guard as well as ours: a file decoded anywhere in this process refuses a bomb
-        Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+        pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, settings.max_image_pixels
         services = await asyncio.to_thread(start_services, settings, metrics)
         app.state.services = services
         try:
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             del app.state.services
             await asyncio.to_thread(services.stop)
+            Image.MAX_IMAGE_PIXELS = pillow_limit
 
     app = FastAPI(
         title="Image completion",
