@@ -64,10 +64,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=32, help="photos searched together (default 32)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda:N (default cpu)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="search precision (default fp32)")
+    threads = os.environ.get("IMGCOMP_TORCH_THREADS")
     parser.add_argument(
         "--threads",
         type=int,
-        help="torch CPU threads (default torch's; 1 is fastest on a small shared CPU, where threads contend)",
+        default=int(threads) if threads and threads.isdigit() else None,
+        help="torch CPU threads (default IMGCOMP_TORCH_THREADS, else one per core; 1 is fastest on a busy shared CPU)",
     )
     parser.add_argument("--grid-rows", type=int, default=8, help="photos shown per grid (default 8)")
     parser.set_defaults(handler=run)
