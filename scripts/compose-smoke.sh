@@ -33,7 +33,7 @@ export COMPOSE_PROJECT_NAME=imgcomp-smoke
 export BASE_IMAGE=$BASE_TAG WHEELS_ONLY=1
 export IMGCOMP_IMAGE=local/imgcomp:smoke PROMETHEUS_IMAGE=local/imgcomp-prometheus:smoke
 export BIND_ADDRESS=127.0.0.1 IMGCOMP_PUBLISH_PORT=$APP_PORT PROMETHEUS_PORT=$PROM_PORT
-export IMGCOMP_QUEUE_SIZE=${IMGCOMP_QUEUE_SIZE:-8}
+export IMGCOMP_QUEUE_SIZE=${IMGCOMP_QUEUE_SIZE:-4}
 # Two cores shared with other jobs: one intra-op thread avoids OpenMP threads spinning against them.
 export IMGCOMP_TORCH_THREADS=${IMGCOMP_TORCH_THREADS:-1}
 
@@ -155,8 +155,8 @@ say "Prometheus at $PROM: scraped?"
 
 burst_start=$(date +%s)
 say "burst of completions (queue size $IMGCOMP_QUEUE_SIZE)"
-"$PYTHON" scripts/smoke_client.py burst --url "$APP" --faces "$FACES" --requests 24 --concurrency 12 \
-  --iterations 150 --restarts 2
+"$PYTHON" scripts/smoke_client.py burst --url "$APP" --faces "$FACES" --requests 12 --concurrency 6 \
+  --iterations 60 --restarts 2
 sleep 12 # two scrapes after the last answer, so the tail of the burst is in Prometheus too
 burst_end=$(date +%s)
 say "every dashboard panel's PromQL over the burst"
