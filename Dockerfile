@@ -40,7 +40,8 @@ RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$TORCH_SPEC"
 
 # The other dependencies depend only on pyproject.toml, so a code edit reinstalls none of them.
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# README.m[d]: the wheel's long description when there is one; its absence must not stop a build.
+COPY pyproject.toml README.m[d] ./
 RUN python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
       > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
