@@ -80,9 +80,8 @@ def main() -> None:
             response.raise_for_status()
             restored = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))
             rows.append(np.concatenate([photo, damaged, restored], axis=1))
-            print(
-                f"{names[index]}: {response.headers.get('X-Total-Seconds', '?')} s, model {response.headers.get('X-Model')}"
-            )
+            seconds, model = response.headers.get("X-Total-Seconds"), response.headers.get("X-Model")
+            print(f"{names[index]}: {seconds} s, model {model}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.out)
     print(f"wrote {args.out}")
