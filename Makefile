@@ -19,8 +19,8 @@ serve: install
 	$(BIN)/python -m app serve
 
 lint: install
-	$(BIN)/ruff check app training tests
-	$(BIN)/ruff format --check app training tests
+	$(BIN)/ruff check app training tests scripts
+	$(BIN)/ruff format --check app training tests scripts
 	$(BIN)/mypy
 
 test: lint
