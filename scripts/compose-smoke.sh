@@ -157,11 +157,11 @@ burst_start=$(date +%s)
 say "burst of completions (queue size $IMGCOMP_QUEUE_SIZE)"
 "$PYTHON" scripts/smoke_client.py burst --url "$APP" --faces "$FACES" --requests 12 --concurrency 6 \
   --iterations 60 --restarts 2
-sleep 12 # two scrapes after the last answer, so the tail of the burst is in Prometheus too
+sleep 35 # past the 30 s rate window after the last answer, so the panels show the burst end, too
 burst_end=$(date +%s)
 say "every dashboard panel's PromQL over the burst"
 "$PYTHON" scripts/smoke_client.py panels --prom "$PROM" --dashboard deploy/grafana/dashboards/imgcomp.json \
-  --start "$((burst_start - 30))" --end "$burst_end" --png docs/dashboard.png
+  --start "$((burst_start - 15))" --end "$burst_end" --png docs/dashboard.png
 
 # --- bad configuration: one clear line, non-zero exit, never serving half-loaded -------------------
 say "bad configuration must stop the container at start-up"
