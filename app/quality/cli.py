@@ -16,8 +16,6 @@ import torch
 from tqdm import tqdm
 
 from app.engine import MASK_KINDS, PRECISIONS, EngineError, SearchParams, SearchRunner
-from app.quality.evaluate import evaluate
-from app.quality.report import format_table, write_outputs
 from app.store import ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
 from training.data import DataError, load_images
@@ -115,6 +113,10 @@ def command(args: argparse.Namespace, data: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the files, print the table; 2 on a request that cannot run."""
+    # imported here: scipy.stats and scikit-image add ~1.7 s that `serve` and `complete` should not pay
+    from app.quality.evaluate import evaluate
+    from app.quality.report import format_table, write_outputs
+
     try:
         kinds = _kinds(args.masks)
         if args.n < 1 or args.batch < 1 or args.grid_rows < 1:
