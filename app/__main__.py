@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,9 +55,20 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(host=args.host, port=args.port)
     if settings is None:
         return 2
+    # bind before loading any model: a taken port is one line and exit 2, not a half-started server
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((settings.host, settings.port))
+    except OSError as error:
+        listener.close()
+        print(f"cannot listen on {settings.host}:{settings.port}: {error.strerror}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # one process: every device is inside it, and Prometheus needs no multiprocess mode
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    config = uvicorn.Config(create_app(settings), log_level=settings.log_level)
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
 
 

@@ -61,3 +61,24 @@ def test_serve_subprocess_answers_and_stops_on_sigterm(make_tiny_store: Callable
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_serve_on_a_taken_port_fails_at_once_with_one_line(make_tiny_store: Callable[..., Path]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
+        env |= {
+            "IMGCOMP_MODEL_STORE": str(make_tiny_store(("tiny",))),
+            "IMGCOMP_DEFAULT_MODEL": "tiny",
+            "IMGCOMP_DEVICES": "cpu",
+            "IMGCOMP_PORT": str(port),
+            "PYTHONPATH": str(REPO),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert result.stdout == ""
