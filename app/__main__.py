@@ -1,4 +1,4 @@
-"""`python -m app serve | complete`: the HTTP service, or the same completion over a folder offline.
+"""`python -m app serve | complete | bench`: the service, completion over a folder offline, or the batching bench.
 
 Each subcommand is a `_name(args) -> exit code` function registered in
 `build_parser`, so later ones (`evaluate`, `bench`) slot in beside them.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from app.api.uploads import MEDIA_TYPES, Upload, UploadError, decode_upload, encode_image
+from app.bench.options import add_arguments as add_bench_arguments
 from app.config import Settings, describe_errors
 from app.engine.compose import finish, prepare
 from app.engine.errors import EngineError
@@ -67,9 +69,21 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # one process: every device is inside it, and Prometheus needs no multiprocess mode
-    config = uvicorn.Config(create_app(settings), log_level=settings.log_level)
+    # on SIGTERM uvicorn stops accepting, lets in-flight requests finish for the grace period, then the
+    # lifespan stops the pool (which gives anything still accepted the same grace)
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(math.ceil(settings.shutdown_grace_s)),
+    )
     uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from app.bench.cli import run
+
+    return run(args, sys.stdout)
 
 
 def _images(path: Path) -> list[Path]:
@@ -144,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default IMGCOMP_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default IMGCOMP_PORT or 8000)")
     serve.set_defaults(handler=_serve)
+
+    bench = commands.add_parser(
+        "bench", help="compare one-at-a-time, request-level and iteration-level batching (table, CSV, PNG)"
+    )
+    add_bench_arguments(bench)
+    bench.set_defaults(handler=_bench)
 
     offline = commands.add_parser("complete", help="complete a file or a folder of images offline, without a server")
     offline.add_argument("inputs", type=Path, help="an image file or a folder of PNG/JPEG/WebP images")

@@ -56,8 +56,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=25_000_000, ge=64 * 64)
     # searches waiting for a device; beyond it requests get 503 with Retry-After
     queue_size: int = Field(default=64, ge=1)
-    # decode, queue wait and search together, after which a request gets 504
+    # decode, queue wait and search together, after which a request gets 504; a request's own
+    # `timeout` may be shorter, never longer
     request_timeout_s: float = Field(default=120.0, gt=0)
+    # search slots (one per restart) a device steps together: its largest batch
+    slots_per_device: int = Field(default=64, ge=1)
+    # on shutdown, accepted searches may run this long before they are answered 503
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
     retry_after_s: int = Field(default=2, ge=1)
     default_iterations: int = Field(default=400, ge=1)
     max_iterations: int = Field(default=2000, ge=1)
@@ -100,6 +105,11 @@ class Settings(BaseSettings):
             )
         if self.default_restarts > self.max_restarts:
             raise ValueError(f"default_restarts {self.default_restarts} exceeds max_restarts {self.max_restarts}")
+        if self.max_restarts > self.slots_per_device:
+            raise ValueError(
+                f"max_restarts {self.max_restarts} exceeds slots_per_device {self.slots_per_device}: "
+                "a search with that many restarts could never be admitted"
+            )
         if not (self.model_store / self.default_model).is_dir():
             raise ValueError(
                 f"default model {self.default_model!r} is not in {self.model_store}: "

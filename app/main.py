@@ -25,8 +25,8 @@ from app.api.problems import install_problem_handlers
 from app.config import Settings
 from app.engine.runner import SearchRunner
 from app.metrics import Metrics
+from app.pool import IterationPool
 from app.store import ModelStore
-from app.worker import RequestWorkers
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _device_name(device: str) -> str:
 
 
 def start_services(settings: Settings, metrics: Metrics) -> Services:
-    """Load every model version onto every device and start one worker per device (blocking, seconds)."""
+    """Load every model version onto every device and start the pool's worker per device (blocking, seconds)."""
     store = ModelStore.discover(settings.model_store, settings.default_model)
     if settings.torch_threads is not None:
         torch.set_num_threads(settings.torch_threads)  # process-wide: one service per process
@@ -65,7 +65,9 @@ def start_services(settings: Settings, metrics: Metrics) -> Services:
         metrics.model_info.labels(
             model=entry.name, version=entry.version, resolution=str(entry.resolution), dataset=entry.dataset
         ).set(1)
-    backend = RequestWorkers(workers, settings.queue_size, metrics)
+    backend = IterationPool(
+        workers, metrics, settings.slots_per_device, settings.queue_size, timeout=settings.request_timeout_s
+    )
     backend.start()
     executor = ThreadPoolExecutor(settings.postprocess_threads, thread_name_prefix="imgcomp-post")
     log.info("serving %s on %s", ", ".join(e.key for e in store.entries()), ", ".join(settings.devices))

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from app.engine.batch import SearchBatch
 from app.engine.errors import EngineError
@@ -32,6 +33,23 @@ log = logging.getLogger(__name__)
 
 # an idle worker re-checks this often, so a queued search's deadline is noticed without a submit
 _IDLE_WAIT_S = 0.05
+
+
+class SearchBackend(Protocol):
+    """What the HTTP layer needs from whatever runs searches on the devices."""
+
+    def submit(self, model_key: str, job: SearchJob, timeout: float | None = None) -> asyncio.Future[SearchResult]:
+        """Queue a search; must be called on the event loop. Raises QueueFullError or ShuttingDownError."""
+        ...
+
+    @property
+    def alive(self) -> bool:
+        """True while every device worker is running and new searches are accepted."""
+        ...
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 10.0) -> None: ...
 
 
 @dataclass(eq=False)

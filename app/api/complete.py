@@ -22,9 +22,13 @@ from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, en
 from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
 from app.engine.search import SearchJob, SearchParams, SearchResult
+from app.scheduler import DeadlineExceeded
 from app.store import ModelEntry
 
 router = APIRouter(tags=["completion"])
+
+# past its deadline the pool answers within a step; waiting this much longer only catches a step that hangs
+_STUCK_STEP_SLACK_S = 2.0
 
 
 class Timings(BaseModel):
@@ -77,6 +81,41 @@ def _check_budget(settings: Settings, iterations: int | None, restarts: int | No
     if restarts > settings.max_restarts:
         raise Problem("invalid-parameter", f"restarts must be at most {settings.max_restarts}, got {restarts}")
     return iterations, restarts
+
+
+def _check_timeout(settings: Settings, timeout: float | None) -> float:
+    """The caller's deadline, or the server's; a longer one than the server allows is a 422, not a clamp."""
+    if timeout is None:
+        return settings.request_timeout_s
+    if timeout > settings.request_timeout_s:
+        raise Problem("invalid-parameter", f"timeout must be at most {settings.request_timeout_s:g} s, got {timeout:g}")
+    return timeout
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns when the client disconnects: once the body is read, the next ASGI message is the disconnect."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _await_search(request: Request, future: asyncio.Future[SearchResult], timeout: float) -> SearchResult:
+    """The search's result; a client that leaves (or a wait past `timeout`) cancels it, freeing its slots.
+
+    The pool answers DeadlineExceeded at the deadline itself; `timeout` is only the backstop for a
+    step that never returns.
+    """
+    gone = asyncio.ensure_future(_client_gone(request))
+    either: set[asyncio.Future[Any]] = {future, gone}
+    try:
+        await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if future.done():
+        return future.result()
+    future.cancel()
+    if gone.done() and not gone.cancelled():
+        raise Problem("client-gone", "the client closed the connection before the search finished")
+    raise TimeoutError
 
 
 def _prepare(image: bytes, mask: bytes | None, max_pixels: int, resolution: int) -> tuple[Upload, Prepared]:
@@ -133,11 +172,16 @@ async def complete(
     seed: Annotated[int, Form(ge=0, le=2**63 - 1, description="Same seed, same upload: same result.")] = 0,
     blend: Annotated[Literal["poisson", "none"], Form(description="Poisson seam blending, or none.")] = "poisson",
     output_format: Annotated[OutputFormat, Form(alias="format", description="Encoding of the answer.")] = "png",
+    timeout: Annotated[
+        float | None,
+        Form(gt=0, description="Seconds after which the search is abandoned with 504 (at most the server's limit)."),
+    ] = None,
 ) -> Response:
     started = time.perf_counter()
     entry: ModelEntry = store.resolve(model)
     request.state.model = entry.name
     budget, tries = _check_budget(settings, iterations, restarts)
+    limit = _check_timeout(settings, timeout)
     params = SearchParams(iterations=budget, restarts=tries, seed=seed)
     image_data = await image.read()
     mask_data = await mask.read() if mask is not None else None
@@ -147,14 +191,13 @@ async def complete(
         executor, _prepare, image_data, mask_data, settings.max_image_pixels, entry.resolution
     )
     decoded = time.perf_counter()
-    future = backend.submit(entry.key, SearchJob(prepared.target, prepared.hole, params))
-    remaining = settings.request_timeout_s - (decoded - started)
+    remaining = max(limit - (decoded - started), 0.0)
+    future = backend.submit(entry.key, SearchJob(prepared.target, prepared.hole, params), timeout=remaining)
     try:
-        result = await asyncio.wait_for(future, timeout=max(remaining, 0.0))
-    except TimeoutError:
+        result = await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
+    except (DeadlineExceeded, TimeoutError):
         raise Problem(
-            "timeout",
-            f"the search did not finish within {settings.request_timeout_s:g} s: retry later or with fewer iterations",
+            "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"
         ) from None
     searched = time.perf_counter()
     body = await loop.run_in_executor(executor, _finish, upload, result.generated, blend, output_format)

@@ -14,8 +14,8 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.metrics import Metrics
+from app.pool import SearchBackend
 from app.store import ModelStore
-from app.worker import SearchBackend
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Services:
     metrics: Metrics
 
     def stop(self) -> None:
-        self.backend.stop()
+        self.backend.stop(self.settings.shutdown_grace_s)
         self.executor.shutdown(wait=True)
 
 

@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException
 from app.api.deps import Services
 from app.api.uploads import UploadError
 from app.engine.errors import EngineError, MaskError
+from app.scheduler import QueueFullError, ShuttingDownError
 from app.store import UnknownModelError
-from app.worker import QueueFullError, ShuttingDownError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "queue-full": (503, "Server busy"),
     "shutting-down": (503, "Server shutting down"),
     "timeout": (504, "Search timed out"),
+    "client-gone": (499, "Client closed the request"),
     "not-ready": (503, "Not ready"),
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),

@@ -6,8 +6,7 @@ import argparse
 import asyncio
 import os
 import platform
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import TextIO
 
 import httpx
@@ -31,45 +30,7 @@ from app.metrics import Metrics
 from app.pool import IterationPool
 from app.store import ModelEntry, ModelStore
 
-MODES = ("one-at-a-time", "request-batch", "iteration")
 _PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def _ints(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
-
-
-def _names(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-store", type=Path, default=Path("model_store"), help="default model_store")
-    parser.add_argument("--model", default="faces", help="name or name:version (default faces, latest)")
-    parser.add_argument(
-        "--images",
-        type=Path,
-        default=Path("../shared/data/utkface_crop_part1_64.npz"),
-        help="an .npz with an `images` (N, H, W, 3) uint8 array: the photos the clients damage and send",
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda:N (default cpu)")
-    parser.add_argument("--clients", type=_ints, default=[1, 8, 32, 64], help="client counts (default 1,8,32,64)")
-    parser.add_argument("--modes", type=_names, default=list(MODES), help=f"subset of {','.join(MODES)}")
-    parser.add_argument(
-        "--precisions",
-        type=_names,
-        default=["fp32", "bf16"],
-        help="the iteration mode runs in each; the baselines and HTTP in the first (default fp32,bf16)",
-    )
-    parser.add_argument("--http-clients", type=_ints, default=[1, 8, 32, 64], help="through-HTTP client counts")
-    parser.add_argument("--duration", type=float, default=12.0, help="measured seconds per cell (default 12)")
-    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each window")
-    parser.add_argument("--iterations", type=_ints, default=[100, 600], help="budget range LOW,HIGH (default 100,600)")
-    parser.add_argument("--restarts", type=int, default=1, help="restarts per request (default 1)")
-    parser.add_argument("--slots", type=int, default=64, help="slot budget per device; request-batch's max batch")
-    parser.add_argument("--batch-wait-ms", type=float, default=50.0, help="request-batch's wait for more requests")
-    parser.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
-    parser.add_argument("--out", type=Path, default=Path("docs/bench"), help="folder for bench.csv and bench.png")
 
 
 def _machine(device: str) -> str:
@@ -146,10 +107,14 @@ def _http_rows(
         devices=args.device,
         precision=args.precisions[0],
         queue_size=max(args.http_clients),
+        slots_per_device=args.slots,
         request_timeout_s=3600,
-        max_iterations=max(args.iterations),
+        default_iterations=args.iterations[0],
+        max_iterations=args.iterations[-1],
+        default_restarts=args.restarts,
         max_restarts=args.restarts,
         log_level="warning",
+        torch_threads=args.threads,
     )
     with serving(settings) as url:
         for clients in args.http_clients:
@@ -162,6 +127,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
     with np.load(args.images) as archive:
         workload = Workload(archive["images"], args.iterations[0], args.iterations[-1], args.restarts, args.seed)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     checkpoint = entry.load(device)
     machine = _machine(args.device)
@@ -210,11 +177,3 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     out.write(ratios(rows, "iteration", ("one-at-a-time", "request-batch")) + "\n")
     out.write(f"wrote {args.out / 'bench.csv'} and {args.out / 'bench.png'}\n")
     return 0
-
-
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv), out or sys.stdout)

@@ -100,26 +100,32 @@ def ratios(rows: list[Row], mode: str, baselines: tuple[str, ...]) -> str:
 
 def write_csv(rows: list[Row], path: Path) -> None:
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(Row)])
+        writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(Row)], lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(row).items()})
 
 
 def plot(rows: list[Row], path: Path, title: str) -> None:
-    """Throughput and p95 latency against client count, one line per mode."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    """Throughput, batch occupancy and p95 latency against client count, one line per mode."""
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = (
+        ("image-iterations / s", lambda r: r.image_iterations_per_s),
+        ("mean slots per step", lambda r: r.slots_per_step),
+        ("p95 latency, s (requests finished in the window)", lambda r: r.p95_s),
+    )
     for label in dict.fromkeys(row.label for row in rows):
         series = sorted((r for r in rows if r.label == label), key=lambda r: r.clients)
-        clients = [r.clients for r in series]
-        left.plot(clients, [r.image_iterations_per_s for r in series], marker="o", label=label)
-        right.plot(clients, [r.p95_s for r in series], marker="o", label=label)
-    for axis, ylabel in ((left, "image-iterations / s"), (right, "p95 latency (s, finished in window)")):
+        for axis, (_, value) in zip(axes, panels, strict=True):
+            axis.plot([r.clients for r in series], [value(r) for r in series], marker="o", label=label)
+    for axis, (ylabel, _) in zip(axes, panels, strict=True):
         axis.set_xscale("log", base=2)
         axis.set_xlabel("concurrent clients")
         axis.set_ylabel(ylabel)
         axis.grid(True, alpha=0.3)
-    left.legend(fontsize=8)
+    if all(math.isnan(r.p95_s) for r in rows):
+        axes[2].text(0.5, 0.5, "no request finished inside a window", ha="center", transform=axes[2].transAxes)
+    axes[0].legend(fontsize=8)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from app.config import Settings
-from app.engine.runner import SearchRunner
+from app.engine.batch import SearchBatch
 from tests.app.conftest import center_hole, encode, good_request, mask_png, running, serving
 
 MAX_UPLOAD = 300_000
@@ -161,19 +161,19 @@ def test_wrong_method_and_path(client: httpx.Client) -> None:
 
 
 class _Gate:
-    """Holds every search at its start until released, so the queue can be filled deterministically."""
+    """Holds the device worker in its first search step until released, so the queue fills deterministically."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.entered = threading.Event()
         self.release = threading.Event()
-        original = SearchRunner.run
+        original = SearchBatch.step
 
-        def held(runner: SearchRunner, jobs: Any) -> Any:
+        def held(batch: SearchBatch) -> Any:
             self.entered.set()
             assert self.release.wait(30)
-            return original(runner, jobs)
+            return original(batch)
 
-        monkeypatch.setattr(SearchRunner, "run", held)
+        monkeypatch.setattr(SearchBatch, "step", held)
 
 
 def _metric(http: httpx.Client, name: str) -> float:

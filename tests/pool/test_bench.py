@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 import csv
-import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from app.bench.cli import main
+from app.__main__ import main
 
 
-def test_bench_measures_every_engine_cell_and_writes_csv_and_png(
-    make_tiny_store: Callable[..., Path], tmp_path: Path
+def test_bench_measures_every_cell_and_writes_csv_and_png(
+    make_tiny_store: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    for name in [name for name in os.environ if name.startswith("IMGCOMP_")]:  # the bench's server reads them
+        monkeypatch.delenv(name)
     store = make_tiny_store(("tiny",))
     images = tmp_path / "photos.npz"
     np.savez(images, images=np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
-    out = io.StringIO()
-    argv = ["--model-store", str(store), "--model", "tiny", "--images", str(images), "--clients", "1,4"]
-    argv += ["--duration", "0.6", "--warmup", "0.2", "--iterations", "5,20", "--http-clients", "", "--out", str(tmp_path)]
-    assert main(argv, out) == 0
+    argv = ["bench", "--model-store", str(store), "--model", "tiny", "--images", str(images), "--clients", "1,4"]
+    argv += ["--duration", "0.6", "--warmup", "0.2", "--iterations", "5,20", "--http-clients", "2"]
+    argv += ["--out", str(tmp_path)]
+    assert main(argv) == 0
 
     with (tmp_path / "bench.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    cells = {(row["mode"], row["precision"], int(row["clients"])) for row in rows}
-    assert cells == {
-        (mode, precision, clients)
+    cells = {(row["mode"], row["transport"], row["precision"], int(row["clients"])) for row in rows}
+    assert cells == {("iteration", "http", "fp32", 2)} | {
+        (mode, "engine", precision, clients)
         for clients in (1, 4)
         for mode, precision in [
             ("one-at-a-time", "fp32"),
@@ -41,4 +47,4 @@ def test_bench_measures_every_engine_cell_and_writes_csv_and_png(
         assert 0 < float(row["peak_share"]) < 10, row
         assert 1 <= float(row["slots_per_step"]) <= int(row["clients"]), row
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
-    assert "iteration fp32 at 4 clients" in out.getvalue()
+    assert "iteration fp32 at 4 clients" in capsys.readouterr().out

@@ -1,0 +1,155 @@
+"""The pool behind the real service: per-request deadlines, a client that leaves, SIGTERM draining."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from app.engine.batch import SearchBatch
+from app.engine.search import SearchParams
+from tests.app.conftest import center_hole, damaged, encode, good_request, mask_png, serving
+from tests.conftest import REPO
+
+
+def _metric(http: httpx.Client, name: str) -> float:
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Seconds until `condition()` held; fails after `timeout`."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, f"{what} not within {timeout} s"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def _files(face: np.ndarray) -> dict[str, tuple[str, bytes]]:
+    hole = center_hole(*face.shape[:2])
+    return {"image": ("face.png", encode(damaged(face, hole))), "mask": ("m.png", mask_png(hole))}
+
+
+@pytest.fixture
+def long_searches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches that never plateau and take a few milliseconds a step: they end only by their budget."""
+    monkeypatch.setattr("app.api.complete.SearchParams", functools.partial(SearchParams, patience=100_000))
+    original = SearchBatch.step
+
+    def slow(batch: SearchBatch) -> list[int]:
+        time.sleep(0.01)
+        return original(batch)
+
+    monkeypatch.setattr(SearchBatch, "step", slow)
+
+
+@pytest.fixture
+def server(make_tiny_store: Callable[..., Path], long_searches: None) -> Iterator[httpx.Client]:
+    with serving(make_tiny_store(("tiny",)), request_timeout_s=60) as http:
+        yield http
+
+
+def test_per_request_timeout_answers_504_from_the_pool_and_frees_the_slots(
+    server: httpx.Client, faces: np.ndarray
+) -> None:
+    started = time.monotonic()
+    response = server.post("/complete", files=_files(faces[400]), data={"iterations": "2000", "timeout": "0.5"})
+    assert response.status_code == 504 and response.json()["type"].endswith(":timeout")
+    assert time.monotonic() - started < 2.0  # the pool's deadline, not the route's backstop
+    _wait_for(lambda: _metric(server, "imgcomp_live_slots") == 0, 2, "slots freed")
+    assert good_request(server, faces[401]).status_code == 200
+
+
+def test_a_timeout_over_the_servers_is_refused(server: httpx.Client, faces: np.ndarray) -> None:
+    response = server.post("/complete", files=_files(faces[402]), data={"timeout": "61"})
+    assert response.status_code == 422 and "timeout must be at most 60" in response.json()["detail"]
+
+
+def test_a_client_that_disconnects_frees_its_slots(server: httpx.Client, faces: np.ndarray) -> None:
+    request = server.build_request("POST", "/complete", files=_files(faces[403]), data={"iterations": "2000"})
+    body = request.read()
+    head = f"POST /complete HTTP/1.1\r\nHost: {request.url.host}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in request.headers.items() if name.lower() != "host"
+    )
+    with socket.create_connection((request.url.host, request.url.port)) as raw:
+        raw.sendall(head.encode() + b"\r\n" + body)
+        _wait_for(lambda: _metric(server, "imgcomp_live_slots") == 1, 10, "the search running")
+    # the socket is closed: a step or two later (10 ms each here) the slots are free again
+    freed = _wait_for(lambda: _metric(server, "imgcomp_live_slots") == 0, 2, "slots freed")
+    assert freed < 1.0
+    assert _metric(server, 'imgcomp_rejections_total{reason="client-gone"}') == 1
+    assert good_request(server, faces[404]).status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_sigterm_drains_every_accepted_request(make_tiny_store: Callable[..., Path], faces: np.ndarray) -> None:
+    """Two slots for six searches: at SIGTERM some run and some wait in the queue, and all are answered."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
+    env |= {
+        "IMGCOMP_MODEL_STORE": str(make_tiny_store(("tiny",))),
+        "IMGCOMP_DEFAULT_MODEL": "tiny",
+        "IMGCOMP_DEVICES": "cpu",
+        "IMGCOMP_PORT": str(port),
+        "IMGCOMP_SLOTS_PER_DEVICE": "2",
+        "IMGCOMP_MAX_RESTARTS": "2",
+        "IMGCOMP_SHUTDOWN_GRACE_S": "60",
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",  # tiny convolutions on a shared 2-core machine: threads only spin
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+
+            def ready() -> bool:
+                assert server.poll() is None, server.communicate()[0].decode()
+                try:
+                    return http.get("/readyz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            _wait_for(ready, 60, "the server ready")
+            answers: list[int] = []
+
+            def ask(index: int) -> None:
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as own:
+                    data = {"iterations": "100", "restarts": "2", "seed": str(index)}
+                    answers.append(own.post("/complete", files=_files(faces[410 + index]), data=data).status_code)
+
+            threads = [threading.Thread(target=ask, args=(index,)) for index in range(6)]
+            for thread in threads:
+                thread.start()
+            _wait_for(lambda: _metric(http, "imgcomp_queue_depth") >= 1, 30, "searches queued")
+        server.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(120)
+        assert server.wait(60) in (0, -signal.SIGTERM)
+        log = server.communicate()[0].decode()
+        assert "Waiting for connections to close" in log, log  # the searches were in flight at SIGTERM
+        assert answers == [200] * 6, log
+        assert "Application shutdown complete" in log and "Traceback" not in log, log
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
