@@ -26,6 +26,7 @@ from app.engine.compose import finish, prepare
 from app.engine.errors import EngineError
 from app.engine.runner import SearchRunner
 from app.engine.search import SearchJob, SearchParams
+from app.quality import cli as quality_cli
 from app.store import ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
 
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     offline.add_argument("--format", choices=tuple(MEDIA_TYPES), default="png", help="output encoding (default png)")
     offline.add_argument("--batch-size", type=_positive, default=8, help="images searched together (default 8)")
     offline.set_defaults(handler=_complete)
+    quality_cli.add_parser(commands)  # evaluate: the search against classical inpainting (app/quality)
     return parser
 
 

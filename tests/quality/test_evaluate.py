@@ -142,3 +142,13 @@ def test_requests_that_cannot_run(
     assert "--all-images" in capsys.readouterr().err
     assert run(store, strangers, tmp_path / "z", "--all-images", "--masks", "half") == 0
     assert json.loads((tmp_path / "z" / "summary.json").read_text())["split"] == "all"
+
+
+def test_registered_on_python_m_app(store_and_data: tuple[Path, Path], tmp_path: Path) -> None:
+    from app.__main__ import main
+
+    store, data = store_and_data
+    out = tmp_path / "m"
+    argv = ["evaluate", "--model", "tiny", "--model-store", str(store), "--data", str(data), "--out", str(out)]
+    assert main([*argv, "--masks", "center", "--iterations", "2", "--restarts", "1"]) == 0
+    assert len(read_csv(out / "per_image.csv")) == FACES_USED * len(METHODS)
