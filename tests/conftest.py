@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from app.engine import SearchRunner
 from training.checkpoint import save_checkpoint
 from training.networks import Discriminator, Generator, NetworkConfig, recompute_batchnorm_stats
 
@@ -22,9 +23,33 @@ SHIPPED_STORE = REPO / "model_store"
 TINY = NetworkConfig(resolution=32, z_dim=16, g_width=8, d_width=8)
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny convolutions gain nothing from threads, and on a shared 2-core machine two
+    spinning OpenMP threads per process make each step up to 100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_config() -> NetworkConfig:
     return TINY
+
+
+@pytest.fixture(scope="module")
+def tiny_gan() -> tuple[Generator, Discriminator]:
+    """An untrained, seeded tiny G/D with eval-mode BatchNorm statistics that match its outputs."""
+    torch.manual_seed(0)
+    generator, discriminator = Generator(TINY), Discriminator(TINY)
+    recompute_batchnorm_stats(generator, samples=256, batch_size=64)
+    return generator.eval().requires_grad_(False), discriminator.eval().requires_grad_(False)
+
+
+@pytest.fixture
+def runner(tiny_gan: tuple[Generator, Discriminator]) -> SearchRunner:
+    return SearchRunner(*tiny_gan, torch.device("cpu"))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from PIL import Image
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import TINY
+from tests.conftest import REPO, TINY
 from training.checkpoint import save_checkpoint
 from training.networks import Discriminator, Generator, recompute_batchnorm_stats
 
@@ -48,6 +48,26 @@ def running(settings: Settings) -> Iterator[str]:
         server.should_exit = True
         thread.join(30)
         listener.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_env(store: Path, port: int, **settings: str) -> dict[str, str]:
+    """Environment of a `python -m app serve` subprocess on a tiny store: no IMGCOMP_* leaks in from the shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
+    env |= {
+        "IMGCOMP_MODEL_STORE": str(store),
+        "IMGCOMP_DEFAULT_MODEL": "tiny",
+        "IMGCOMP_DEVICES": "cpu",
+        "IMGCOMP_PORT": str(port),
+        "IMGCOMP_TORCH_THREADS": "1",  # tiny convolutions on a shared 2-core machine: threads only spin
+        "PYTHONPATH": str(REPO),
+    }
+    return env | {f"IMGCOMP_{name.upper()}": value for name, value in settings.items()}
 
 
 def _clear_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -14,28 +13,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from tests.app.conftest import good_request
+from tests.app.conftest import free_port, good_request, serve_env
 from tests.conftest import REPO
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_subprocess_answers_and_stops_on_sigterm(make_tiny_store: Callable[..., Path], faces: np.ndarray) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
-    env |= {
-        "IMGCOMP_MODEL_STORE": str(make_tiny_store(("tiny",))),
-        "IMGCOMP_DEFAULT_MODEL": "tiny",
-        "IMGCOMP_DEVICES": "cpu",
-        "IMGCOMP_PORT": str(port),
-        "IMGCOMP_LOG_LEVEL": "info",
-        "IMGCOMP_TORCH_THREADS": "1",
-        "PYTHONPATH": str(REPO),
-    }
+    port = free_port()
+    env = serve_env(make_tiny_store(("tiny",)), port, log_level="info")
     server = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -68,14 +52,7 @@ def test_serve_on_a_taken_port_fails_at_once_with_one_line(make_tiny_store: Call
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
-        env |= {
-            "IMGCOMP_MODEL_STORE": str(make_tiny_store(("tiny",))),
-            "IMGCOMP_DEFAULT_MODEL": "tiny",
-            "IMGCOMP_DEVICES": "cpu",
-            "IMGCOMP_PORT": str(port),
-            "PYTHONPATH": str(REPO),
-        }
+        env = serve_env(make_tiny_store(("tiny",)), port)
         result = subprocess.run(
             [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import signal
 import socket
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 
 from app.engine.batch import SearchBatch
 from app.engine.search import SearchParams
-from tests.app.conftest import center_hole, damaged, encode, good_request, mask_png, serving
+from tests.app.conftest import center_hole, damaged, encode, free_port, good_request, mask_png, serve_env, serving
 from tests.conftest import REPO
 
 
@@ -95,27 +94,10 @@ def test_a_client_that_disconnects_frees_its_slots(server: httpx.Client, faces: 
     assert good_request(server, faces[404]).status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_sigterm_drains_every_accepted_request(make_tiny_store: Callable[..., Path], faces: np.ndarray) -> None:
     """Two slots for six searches: at SIGTERM some run and some wait in the queue, and all are answered."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
-    env |= {
-        "IMGCOMP_MODEL_STORE": str(make_tiny_store(("tiny",))),
-        "IMGCOMP_DEFAULT_MODEL": "tiny",
-        "IMGCOMP_DEVICES": "cpu",
-        "IMGCOMP_PORT": str(port),
-        "IMGCOMP_SLOTS_PER_DEVICE": "2",
-        "IMGCOMP_MAX_RESTARTS": "2",
-        "IMGCOMP_SHUTDOWN_GRACE_S": "60",
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "1",  # tiny convolutions on a shared 2-core machine: threads only spin
-    }
+    port = free_port()
+    env = serve_env(make_tiny_store(("tiny",)), port, slots_per_device="2", max_restarts="2", shutdown_grace_s="60")
     server = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
