@@ -21,7 +21,7 @@ from PIL import Image
 from app.api import complete, health, models
 from app.api.deps import Services
 from app.api.middleware import RequestContextMiddleware, UploadLimitMiddleware
-from app.api.problems import install_problem_handlers
+from app.api.problems import REASONS, install_problem_handlers
 from app.config import Settings
 from app.engine.runner import SearchRunner
 from app.metrics import Metrics
@@ -78,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A ready-to-serve app; `settings` default to the environment (`IMGCOMP_*`)."""
     settings = settings if settings is not None else Settings()
     metrics = Metrics()
+    # every reason exported at 0 from the start: a counter's first increment is otherwise invisible to rate()
+    for reason in REASONS:
+        metrics.rejections.labels(reason=reason)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.api.problems import REASONS
 from tests.app.conftest import RESOLUTION, decode, encode, good_request, serving
 
 METRICS = {
@@ -91,3 +92,9 @@ def test_openapi_documents_the_form(ops: httpx.Client) -> None:
     schema = spec["components"]["schemas"][form["$ref"].rsplit("/", 1)[1]]
     assert {"image", "mask", "model", "iterations", "restarts", "seed", "blend", "format"} <= set(schema["properties"])
     assert schema["required"] == ["image"]
+
+
+def test_every_rejection_reason_is_exported_from_the_start(client: httpx.Client) -> None:
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    exported = {s.labels["reason"] for s in families["imgcomp_rejections"].samples if s.name.endswith("_total")}
+    assert exported >= set(REASONS)
