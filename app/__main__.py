@@ -11,9 +11,11 @@ import logging
 import math
 import socket
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import ValidationError
@@ -29,6 +31,10 @@ from app.engine.search import SearchJob, SearchParams
 from app.quality import cli as quality_cli
 from app.store import ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -72,13 +78,35 @@ def _serve(args: argparse.Namespace) -> int:
     # one process: every device is inside it, and Prometheus needs no multiprocess mode
     # on SIGTERM uvicorn stops accepting, lets in-flight requests finish for the grace period, then the
     # lifespan stops the pool (which gives anything still accepted the same grace)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(math.ceil(settings.shutdown_grace_s)),
     )
-    uvicorn.Server(config).run(sockets=[listener])
+    _draining_server(config, app, settings).run(sockets=[listener])
     return 0
+
+
+def _draining_server(config: uvicorn.Config, app: FastAPI, settings: Settings) -> uvicorn.Server:
+    """uvicorn, but SIGTERM first turns readyz and new completions to 503 for `drain_notice_s`.
+
+    Only then does uvicorn close the listener, so a load balancer polling readyz takes the replica
+    out before its connections are refused. A second signal exits at once.
+    """
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            services = getattr(app.state, "services", None)
+            if services is None or services.backend.draining or settings.drain_notice_s == 0:
+                super().handle_exit(sig, frame)
+                return
+            services.backend.close(settings.shutdown_grace_s)
+            logging.getLogger(__name__).info("draining: readyz answers 503 for %.1f s", settings.drain_notice_s)
+            threading.Timer(settings.drain_notice_s, super().handle_exit, (sig, frame)).start()
+
+    return DrainingServer(config)
 
 
 def _bench(args: argparse.Namespace) -> int:

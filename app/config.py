@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     slots_per_device: int = Field(default=64, ge=1)
     # on shutdown, accepted searches may run this long before they are answered 503
     shutdown_grace_s: float = Field(default=30.0, ge=0)
+    # on SIGTERM, readyz and new completions answer 503 for this long before the listener closes,
+    # so a load balancer sees the replica leave before its connections are refused
+    drain_notice_s: float = Field(default=2.0, ge=0)
     retry_after_s: int = Field(default=2, ge=1)
     default_iterations: int = Field(default=400, ge=1)
     max_iterations: int = Field(default=2000, ge=1)

@@ -47,7 +47,14 @@ class SearchBackend(Protocol):
         """True while every device worker is running and new searches are accepted."""
         ...
 
+    @property
+    def draining(self) -> bool:
+        """True once shutdown has begun: accepted searches still run, new ones are refused."""
+        ...
+
     def start(self) -> None: ...
+
+    def close(self, grace: float) -> None: ...
 
     def stop(self, timeout: float = 10.0) -> None: ...
 
@@ -188,6 +195,10 @@ class IterationPool:
     def alive(self) -> bool:
         return not self._scheduler.closed and all(thread.is_alive() for thread in self._threads)
 
+    @property
+    def draining(self) -> bool:
+        return self._scheduler.closed
+
     def submit(self, model_key: str, job: SearchJob, timeout: float | None = None) -> asyncio.Future[SearchResult]:
         """Queue a search (call on the event loop); `timeout` overrides the pool's default deadline.
 
@@ -207,6 +218,10 @@ class IterationPool:
 
         request.future.add_done_callback(forget)
         return request.future
+
+    def close(self, grace: float) -> None:
+        """Start draining without waiting: new searches get ShuttingDownError, `alive` turns false."""
+        self._scheduler.close(grace)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Refuse new searches; let accepted ones (queued too) finish for `timeout` s, then refuse the rest."""

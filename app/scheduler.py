@@ -130,10 +130,14 @@ class Scheduler(Generic[Job]):
                 self._changed.notify_all()
 
     def close(self, grace: float) -> None:
-        """Accept nothing new; what was accepted may still run for `grace` seconds, then is refused."""
+        """Accept nothing new; what was accepted may still run for `grace` seconds, then is refused.
+
+        Only the first call starts the grace period, so a later `stop` cannot extend a drain under way.
+        """
         with self._changed:
-            self._closed = True
-            self._grace_end = self._clock() + grace
+            if not self._closed:
+                self._closed = True
+                self._grace_end = self._clock() + grace
             self._changed.notify_all()
 
     # --- called on worker threads -------------------------------------------------------------

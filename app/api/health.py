@@ -22,6 +22,8 @@ async def readyz(request: Request) -> dict[str, object]:
     services = getattr(request.app.state, "services", None)
     if services is None:
         raise Problem("not-ready", "models are still loading: retry shortly")
+    if services.backend.draining:
+        raise Problem("shutting-down", "this replica is shutting down: send new work to another")
     if not services.backend.alive:
         raise Problem("not-ready", "a device worker has stopped: the operators should restart this replica")
     return {"status": "ready", "models": [entry.key for entry in services.store.entries()]}

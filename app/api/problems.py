@@ -158,7 +158,8 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     if problem.reason == "internal-error":
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     services: Services | None = getattr(request.app.state, "services", None)
-    if problem.reason == "queue-full" and services is not None:
+    # a 503 says when to come back: to this replica when its queue drains, to another when it shuts down
+    if problem.status == 503 and services is not None:
         problem.headers.setdefault("Retry-After", str(services.settings.retry_after_s))
     _count_rejection(services, request, problem.reason)
     return problem_response(problem, _request_id(request))

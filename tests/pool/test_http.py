@@ -97,7 +97,15 @@ def test_a_client_that_disconnects_frees_its_slots(server: httpx.Client, faces: 
 def test_sigterm_drains_every_accepted_request(make_tiny_store: Callable[..., Path], faces: np.ndarray) -> None:
     """Two slots for six searches: at SIGTERM some run and some wait in the queue, and all are answered."""
     port = free_port()
-    env = serve_env(make_tiny_store(("tiny",)), port, slots_per_device="2", max_restarts="2", shutdown_grace_s="60")
+    # no drain notice: SIGTERM goes straight to uvicorn's graceful shutdown with searches in flight
+    env = serve_env(
+        make_tiny_store(("tiny",)),
+        port,
+        slots_per_device="2",
+        max_restarts="2",
+        shutdown_grace_s="60",
+        drain_notice_s="0",
+    )
     server = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -131,6 +139,40 @@ def test_sigterm_drains_every_accepted_request(make_tiny_store: Callable[..., Pa
         assert "Waiting for connections to close" in log, log  # the searches were in flight at SIGTERM
         assert answers == [200] * 6, log
         assert "Application shutdown complete" in log and "Traceback" not in log, log
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_sigterm_turns_readyz_and_new_work_to_503_before_the_listener_closes(
+    make_tiny_store: Callable[..., Path], faces: np.ndarray
+) -> None:
+    port = free_port()
+    env = serve_env(make_tiny_store(("tiny",)), port, drain_notice_s="5")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+
+            def ready() -> bool:
+                assert server.poll() is None, server.communicate()[0].decode()
+                try:
+                    return http.get("/readyz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            _wait_for(ready, 60, "the server ready")
+            server.send_signal(signal.SIGTERM)
+            _wait_for(lambda: http.get("/readyz").status_code == 503, 3, "readyz turning 503")
+            assert http.get("/readyz").json()["type"].endswith("shutting-down")
+            refused = http.post("/complete", files=_files(faces[420]), data={"iterations": "5"})
+            assert refused.status_code == 503 and "Retry-After" in refused.headers
+            assert http.get("/healthz").status_code == 200  # still answering during the notice
+        assert server.wait(30) in (0, -signal.SIGTERM)
+        log = server.communicate()[0].decode()
+        assert "draining: readyz answers 503" in log and "Traceback" not in log, log
     finally:
         if server.poll() is None:
             server.kill()
