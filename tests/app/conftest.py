@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,6 +70,37 @@ def serve_env(store: Path, port: int, **settings: str) -> dict[str, str]:
         "PYTHONPATH": str(REPO),
     }
     return env | {f"IMGCOMP_{name.upper()}": value for name, value in settings.items()}
+
+
+@contextmanager
+def serve_subprocess(store: Path, **settings: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`python -m app serve` on a free port, waited until ready; yields it and its URL, and kills it if still up."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve"],
+        cwd=REPO,
+        env=serve_env(store, port, **settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                assert server.poll() is None, server.communicate()[0].decode()
+                try:
+                    if http.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not become ready within 60 s"
+                time.sleep(0.1)
+        yield server, url
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 def _clear_env(monkeypatch: pytest.MonkeyPatch) -> None:

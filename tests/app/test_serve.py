@@ -6,45 +6,25 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-from tests.app.conftest import free_port, good_request, serve_env
+from tests.app.conftest import good_request, serve_env, serve_subprocess
 from tests.conftest import REPO
 
 
 def test_serve_subprocess_answers_and_stops_on_sigterm(make_tiny_store: Callable[..., Path], faces: np.ndarray) -> None:
-    port = free_port()
-    env = serve_env(make_tiny_store(("tiny",)), port, log_level="info")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, server.communicate()[0].decode()
-                try:
-                    if http.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not become ready within 60 s"
-                time.sleep(0.2)
+    with serve_subprocess(make_tiny_store(("tiny",)), log_level="info") as (server, url):
+        with httpx.Client(base_url=url, timeout=30) as http:
             assert good_request(http, faces[500]).status_code == 200
         server.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal so the exit status reports it
         assert server.wait(30) in (0, -signal.SIGTERM)
         log = server.communicate()[0].decode()
         assert "Application shutdown complete" in log and "Traceback" not in log, log
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
 
 
 def test_serve_on_a_taken_port_fails_at_once_with_one_line(make_tiny_store: Callable[..., Path]) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,8 +16,7 @@ import pytest
 
 from app.engine.batch import SearchBatch
 from app.engine.search import SearchParams
-from tests.app.conftest import center_hole, damaged, encode, free_port, good_request, mask_png, serve_env, serving
-from tests.conftest import REPO
+from tests.app.conftest import center_hole, damaged, encode, good_request, mask_png, serve_subprocess, serving
 
 
 def _metric(http: httpx.Client, name: str) -> float:
@@ -96,40 +93,20 @@ def test_a_client_that_disconnects_frees_its_slots(server: httpx.Client, faces: 
 
 def test_sigterm_drains_every_accepted_request(make_tiny_store: Callable[..., Path], faces: np.ndarray) -> None:
     """Two slots for six searches: at SIGTERM some run and some wait in the queue, and all are answered."""
-    port = free_port()
     # no drain notice: SIGTERM goes straight to uvicorn's graceful shutdown with searches in flight
-    env = serve_env(
-        make_tiny_store(("tiny",)),
-        port,
-        slots_per_device="2",
-        max_restarts="2",
-        shutdown_grace_s="60",
-        drain_notice_s="0",
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+    settings = {"slots_per_device": "2", "max_restarts": "2", "shutdown_grace_s": "60", "drain_notice_s": "0"}
+    with serve_subprocess(make_tiny_store(("tiny",)), **settings) as (server, url):
+        answers: list[int] = []
 
-            def ready() -> bool:
-                assert server.poll() is None, server.communicate()[0].decode()
-                try:
-                    return http.get("/readyz").status_code == 200
-                except httpx.TransportError:
-                    return False
+        def ask(index: int) -> None:
+            with httpx.Client(base_url=url, timeout=120) as own:
+                data = {"iterations": "100", "restarts": "2", "seed": str(index)}
+                answers.append(own.post("/complete", files=_files(faces[410 + index]), data=data).status_code)
 
-            _wait_for(ready, 60, "the server ready")
-            answers: list[int] = []
-
-            def ask(index: int) -> None:
-                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as own:
-                    data = {"iterations": "100", "restarts": "2", "seed": str(index)}
-                    answers.append(own.post("/complete", files=_files(faces[410 + index]), data=data).status_code)
-
-            threads = [threading.Thread(target=ask, args=(index,)) for index in range(6)]
-            for thread in threads:
-                thread.start()
+        threads = [threading.Thread(target=ask, args=(index,)) for index in range(6)]
+        for thread in threads:
+            thread.start()
+        with httpx.Client(base_url=url, timeout=60) as http:
             _wait_for(lambda: _metric(http, "imgcomp_queue_depth") >= 1, 30, "searches queued")
         server.send_signal(signal.SIGTERM)
         for thread in threads:
@@ -139,31 +116,13 @@ def test_sigterm_drains_every_accepted_request(make_tiny_store: Callable[..., Pa
         assert "Waiting for connections to close" in log, log  # the searches were in flight at SIGTERM
         assert answers == [200] * 6, log
         assert "Application shutdown complete" in log and "Traceback" not in log, log
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
 
 
 def test_sigterm_turns_readyz_and_new_work_to_503_before_the_listener_closes(
     make_tiny_store: Callable[..., Path], faces: np.ndarray
 ) -> None:
-    port = free_port()
-    env = serve_env(make_tiny_store(("tiny",)), port, drain_notice_s="5")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-
-            def ready() -> bool:
-                assert server.poll() is None, server.communicate()[0].decode()
-                try:
-                    return http.get("/readyz").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            _wait_for(ready, 60, "the server ready")
+    with serve_subprocess(make_tiny_store(("tiny",)), drain_notice_s="5") as (server, url):
+        with httpx.Client(base_url=url, timeout=30) as http:
             server.send_signal(signal.SIGTERM)
             _wait_for(lambda: http.get("/readyz").status_code == 503, 3, "readyz turning 503")
             assert http.get("/readyz").json()["type"].endswith("shutting-down")
@@ -173,7 +132,3 @@ def test_sigterm_turns_readyz_and_new_work_to_503_before_the_listener_closes(
         assert server.wait(30) in (0, -signal.SIGTERM)
         log = server.communicate()[0].decode()
         assert "draining: readyz answers 503" in log and "Traceback" not in log, log
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
