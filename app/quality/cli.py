@@ -34,7 +34,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "evaluate",
         help="score the search against mean fill, OpenCV Telea and Navier-Stokes on held-out photos",
         description="Each photo's hole is overwritten with noise before any method sees it. "
-        "Writes summary.csv/.json, per_image.csv, table.md and grid_<masks>.png to --out.",
+        "Writes summary.csv/.json, per_image.csv, table.md, gaps.md (paired differences) "
+        "and grid_<masks>.png to --out.",
     )
     parser.add_argument("--model", default="faces", help="name or name:version (default faces, latest version)")
     parser.add_argument(
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, write the files, print the table; 2 on a request that cannot run."""
     # imported here: scipy.stats and scikit-image add ~1.7 s that `serve` and `complete` should not pay
     from app.quality.evaluate import evaluate
+    from app.quality.gaps import family_gaps, format_gaps
     from app.quality.report import format_table, write_outputs
 
     try:
@@ -158,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     }
     write_outputs(evaluation, args.out, settings, args.grid_rows)
     sys.stdout.write(f"{entry.key} on {len(chosen)} {split} photos of {data}, seed {args.seed}, {params}\n")
-    sys.stdout.write(format_table(evaluation))
+    sys.stdout.write(format_table(evaluation.cells) + "\n" + format_gaps(family_gaps(evaluation.records)))
     sys.stdout.write(f"search {evaluation.search_seconds:.0f} s; files in {args.out}\n")
     return 0
 

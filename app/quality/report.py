@@ -1,65 +1,72 @@
-"""Write an evaluation as a table (text), CSV and JSON files and grid PNGs."""
+"""Write an evaluation as tables (markdown), CSV and JSON files and grid PNGs."""
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from app.quality.evaluate import METHODS, METRICS, Evaluation
+from app.quality.gaps import Record, family_gaps, format_gaps
 from app.quality.grid import comparison_grid
+from app.quality.stats import Interval
+
+Cells = Mapping[tuple[str, str, str], Interval]
 
 DIGITS = {"psnr": 2, "ssim": 3, "l1": 4, "seam": 4}
 HEADINGS = {"psnr": "hole PSNR dB", "ssim": "SSIM", "l1": "hole L1", "seam": "seam grad err"}
 
 
-def format_table(evaluation: Evaluation) -> str:
+def format_table(cells: Cells) -> str:
     """Markdown table: one row per (family, method), each cell `mean ± 95 % half-width`."""
     lines = [
         "| masks | method | n | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",
         "|---|---|---:|" + "---:|" * len(METRICS),
     ]
-    for kind in evaluation.cases:
+    for kind in dict.fromkeys(kind for kind, _, _ in cells):
         for method in METHODS:
-            cells = {metric: evaluation.cells[(kind, method, metric)] for metric in METRICS}
-            figures = [f"{c.mean:.{DIGITS[m]}f} ± {c.half_width:.{DIGITS[m]}f}" for m, c in cells.items()]
-            lines.append(f"| {kind} | {method} | {cells['psnr'].n} | " + " | ".join(figures) + " |")
+            row = {metric: cells[(kind, method, metric)] for metric in METRICS}
+            figures = [f"{c.mean:.{DIGITS[m]}f} ± {c.half_width:.{DIGITS[m]}f}" for m, c in row.items()]
+            lines.append(f"| {kind} | {method} | {row['psnr'].n} | " + " | ".join(figures) + " |")
     return "\n".join(lines) + "\n"
 
 
-def summary_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
+def summary_rows(cells: Cells) -> list[dict[str, Any]]:
     return [
         {"kind": kind, "method": method, "metric": metric, **interval.to_dict()}
-        for (kind, method, metric), interval in evaluation.cells.items()
+        for (kind, method, metric), interval in cells.items()
     ]
 
 
-def write_outputs(evaluation: Evaluation, out: Path, settings: dict[str, Any], grid_rows: int = 8) -> list[Path]:
-    """summary.csv, summary.json (settings + cells), per_image.csv, table.md and grid_<family>.png; returns them."""
+def write_tables(records: Sequence[Record], cells: Cells, out: Path, document: dict[str, Any]) -> list[Path]:
+    """summary.csv, per_image.csv, summary.json (document + cells), table.md and gaps.md; returns them."""
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    rows = summary_rows(evaluation)
+    rows = summary_rows(cells)
     with (out / "summary.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    written.append(out / "summary.csv")
     with (out / "per_image.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(evaluation.records[0]))
+        writer = csv.DictWriter(handle, fieldnames=list(records[0]))
         writer.writeheader()
-        writer.writerows(evaluation.records)
-    written.append(out / "per_image.csv")
+        writer.writerows(records)
+    (out / "summary.json").write_text(json.dumps({**document, "cells": rows}, indent=2) + "\n")
+    (out / "table.md").write_text(format_table(cells))
+    (out / "gaps.md").write_text(format_gaps(family_gaps(records)))
+    return [out / name for name in ("summary.csv", "per_image.csv", "summary.json", "table.md", "gaps.md")]
+
+
+def write_outputs(evaluation: Evaluation, out: Path, settings: dict[str, Any], grid_rows: int = 8) -> list[Path]:
+    """The tables of `write_tables` and a grid_<family>.png per family; returns every file written."""
     iterations = [case.iterations for cases in evaluation.cases.values() for case in cases]
     document = {
         **settings,
         "search_seconds": round(evaluation.search_seconds, 2),
         "mean_search_iterations": sum(iterations) / len(iterations),
-        "cells": rows,
     }
-    (out / "summary.json").write_text(json.dumps(document, indent=2) + "\n")
-    (out / "table.md").write_text(format_table(evaluation))
-    written += [out / "summary.json", out / "table.md"]
+    written = write_tables(evaluation.records, evaluation.cells, out, document)
     for kind, cases in evaluation.cases.items():
         path = out / f"grid_{kind}.png"
         comparison_grid(cases[:grid_rows]).save(path)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from app.engine import MASK_KINDS
 from app.quality.cli import add_parser
 from app.quality.evaluate import METHODS, METRICS, make_cases
 from app.quality.grid import COLUMNS, HEADER
+from tests.conftest import REPO
 from training.data import load_images
 
 FACES_USED = 4
@@ -85,10 +89,11 @@ def test_end_to_end_tables_and_grids(
     assert document["search"]["iterations"] == 4 and document["masks"] == list(MASK_KINDS)
     assert document["command"].startswith("python -m app evaluate --model tiny")
 
-    # the printed table is the written one, a row per (family, method)
-    table = (out / "table.md").read_text()
-    assert table in printed
+    # the printed tables are the written ones: a row per (family, method), paired gaps a row per family
+    table, gaps = (out / "table.md").read_text(), (out / "gaps.md").read_text()
+    assert table in printed and gaps in printed
     assert len([line for line in table.splitlines() if line.startswith("| center |")]) == len(METHODS)
+    assert [line.split(" | ")[0] for line in gaps.splitlines()[2:]] == [f"| {kind}" for kind in MASK_KINDS]
 
     # grids: the original column is the face, the damaged column is noise in the hole, ours keeps known pixels
     images = load_images(data, 32).images.permute(0, 2, 3, 1).numpy()[1:5]
@@ -152,3 +157,36 @@ def test_registered_on_python_m_app(store_and_data: tuple[Path, Path], tmp_path:
     argv = ["evaluate", "--model", "tiny", "--model-store", str(store), "--data", str(data), "--out", str(out)]
     assert main([*argv, "--masks", "center", "--iterations", "2", "--restarts", "1"]) == 0
     assert len(read_csv(out / "per_image.csv")) == FACES_USED * len(METHODS)
+
+
+def test_families_run_apart_merge_into_one_folder(store_and_data: tuple[Path, Path], tmp_path: Path) -> None:
+    store, data = store_and_data
+    for kind in ("half", "center"):
+        assert run(store, data, tmp_path / kind, "--masks", kind) == 0
+    out = tmp_path / "merged"
+    script = REPO / "scripts" / "merge_evaluations.py"
+    folders = [str(tmp_path / kind) for kind in ("half", "center")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, str(script), str(out), *folders], check=True, capture_output=True, env=env)
+
+    merged = read_csv(out / "per_image.csv")
+    assert merged == read_csv(tmp_path / "half" / "per_image.csv") + read_csv(tmp_path / "center" / "per_image.csv")
+    table = (out / "table.md").read_text().splitlines()
+    for kind in ("half", "center"):
+        alone = (tmp_path / kind / "table.md").read_text().splitlines()
+        assert [line for line in table if line.startswith(f"| {kind} |")] == alone[2:]
+        assert (out / f"grid_{kind}.png").read_bytes() == (tmp_path / kind / f"grid_{kind}.png").read_bytes()
+    gaps = (out / "gaps.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in gaps[2:]] == ["| half", "| center"]
+    document = json.loads((out / "summary.json").read_text())
+    assert document["masks"] == ["half", "center"] and set(document["per_family"]) == {"half", "center"}
+    assert document["per_family"]["center"]["command"].endswith(f"--out {tmp_path / 'center'}")
+
+    assert run(store, data, tmp_path / "other", "--masks", "blocks", "--seed", "8") == 0
+    refused = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "x"), folders[0], str(tmp_path / "other")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert refused.returncode != 0 and "other seed" in refused.stderr

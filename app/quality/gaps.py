@@ -1,0 +1,81 @@
+"""Paired differences between methods on the same damaged photos: is the search ahead, behind, or tied?
+
+Per-method intervals overlap even when one method beats another on nearly every
+photo; differencing each photo's scores first removes the photo-to-photo spread,
+so these intervals are the ones that decide a win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.quality.baselines import BASELINES
+from app.quality.stats import Interval, mean_interval
+
+Record = dict[str, float | int | str]
+
+
+@dataclass(frozen=True)
+class FamilyGaps:
+    """One mask family: the strongest classical method by hole PSNR and the search's paired lead over it."""
+
+    kind: str
+    best_classical: str
+    psnr_vs_best: Interval  # ours - best classical, hole PSNR dB
+    ssim_vs_telea: Interval  # ours - telea, whole-image SSIM
+    blend_gain: Interval  # ours - ours-no-blend, hole PSNR dB: what Poisson blending adds
+
+
+def verdict(gap: Interval) -> str:
+    """`win` or `loss` when the 95 % interval excludes zero, `tie` when it does not."""
+    if gap.low > 0:
+        return "win"
+    if gap.high < 0:
+        return "loss"
+    return "tie"
+
+
+def family_gaps(records: Sequence[Record]) -> list[FamilyGaps]:
+    """Pair every (family, photo) across methods; families in the order the records came."""
+    scores: dict[str, dict[int, dict[str, Record]]] = {}
+    for record in records:
+        photos = scores.setdefault(str(record["kind"]), {})
+        photos.setdefault(int(record["index"]), {})[str(record["method"])] = record
+    gaps = []
+    for kind, photos in scores.items():
+        rows = list(photos.values())
+
+        def paired(a: str, b: str, metric: str, rows: list[dict[str, Record]] = rows) -> Interval:
+            return mean_interval([float(row[a][metric]) - float(row[b][metric]) for row in rows])
+
+        best = max(BASELINES, key=lambda method: sum(float(row[method]["psnr"]) for row in rows))
+        gaps.append(
+            FamilyGaps(
+                kind=kind,
+                best_classical=best,
+                psnr_vs_best=paired("ours", best, "psnr"),
+                ssim_vs_telea=paired("ours", "telea", "ssim"),
+                blend_gain=paired("ours", "ours-no-blend", "psnr"),
+            )
+        )
+    return gaps
+
+
+def format_gaps(gaps: Sequence[FamilyGaps]) -> str:
+    """Markdown table: each paired mean with its 95 % interval and a win/tie/loss verdict."""
+
+    def cell(gap: Interval, digits: int) -> str:
+        return f"{gap.mean:+.{digits}f} [{gap.low:+.{digits}f}, {gap.high:+.{digits}f}] {verdict(gap)}"
+
+    lines = [
+        "| masks | best classical | ours - best classical, hole PSNR dB | ours - telea, SSIM "
+        "| ours - ours-no-blend, hole PSNR dB |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for gap in gaps:
+        lines.append(
+            f"| {gap.kind} | {gap.best_classical} | {cell(gap.psnr_vs_best, 2)} | {cell(gap.ssim_vs_telea, 3)} "
+            f"| {cell(gap.blend_gain, 2)} |"
+        )
+    return "\n".join(lines) + "\n"
