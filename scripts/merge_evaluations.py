@@ -13,23 +13,15 @@ the per-image scores; each family's command and search time are kept.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from app.quality.evaluate import METRICS, summarise
-from app.quality.gaps import Record
-from app.quality.report import format_table, write_tables
+from app.quality.evaluate import summarise
+from app.quality.report import format_table, read_records, write_tables
 
 PER_RUN = ("cells", "masks", "command", "search_seconds", "mean_search_iterations", "per_family")
-
-
-def read_records(folder: Path) -> list[Record]:
-    with (folder / "per_image.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    return [{**row, "index": int(row["index"]), **{m: float(row[m]) for m in METRICS}} for row in rows]
 
 
 def merge(out: Path, folders: list[Path]) -> str:

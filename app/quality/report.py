@@ -58,6 +58,13 @@ def write_tables(records: Sequence[Record], cells: Cells, out: Path, document: d
     return [out / name for name in ("summary.csv", "per_image.csv", "summary.json", "table.md", "gaps.md")]
 
 
+def read_records(folder: Path) -> list[Record]:
+    """The per-image scores of a written folder, typed as `evaluate` made them (for merging and gaps)."""
+    with (folder / "per_image.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    return [{**row, "index": int(row["index"]), **{metric: float(row[metric]) for metric in METRICS}} for row in rows]
+
+
 def write_outputs(evaluation: Evaluation, out: Path, settings: dict[str, Any], grid_rows: int = 8) -> list[Path]:
     """The tables of `write_tables` and a grid_<family>.png per family; returns every file written."""
     iterations = [case.iterations for cases in evaluation.cases.values() for case in cases]

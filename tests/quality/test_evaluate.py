@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from app.engine import MASK_KINDS
 from app.quality.cli import add_parser
 from app.quality.evaluate import METHODS, METRICS, make_cases
 from app.quality.grid import COLUMNS, HEADER
+from app.store import ModelStore
 from tests.conftest import REPO
 from training.data import load_images
 
@@ -181,6 +183,13 @@ def test_families_run_apart_merge_into_one_folder(store_and_data: tuple[Path, Pa
     document = json.loads((out / "summary.json").read_text())
     assert document["masks"] == ["half", "center"] and set(document["per_family"]) == {"half", "center"}
     assert document["per_family"]["center"]["command"].endswith(f"--out {tmp_path / 'center'}")
+
+    recorder = REPO / "scripts" / "record_quality.py"
+    subprocess.run([sys.executable, str(recorder), str(out), str(store / "tiny" / "1")], check=True, env=env)
+    card = json.loads((store / "tiny" / "1" / "model.json").read_text())
+    assert set(card["quality"]["results"]) == set(card["quality"]["gaps"]) == {"half", "center"}
+    assert card["quality"]["n_per_mask"] == FACES_USED and len(card["quality"]["commands"]) == 2
+    assert ModelStore.discover(store, "tiny").resolve("tiny").load(torch.device("cpu")).card == card
 
     assert run(store, data, tmp_path / "other", "--masks", "blocks", "--seed", "8") == 0
     refused = subprocess.run(
