@@ -50,6 +50,7 @@ def quality(folder: Path) -> dict[str, Any]:
             gaps.kind: {
                 "best_classical": gaps.best_classical,
                 "psnr_vs_best_classical": paired(gaps.psnr_vs_best),
+                "share_of_photos_ahead": round(gaps.psnr_ahead_share, 3),
                 "ssim_vs_telea": paired(gaps.ssim_vs_telea),
             }
             for gaps in family_gaps(read_records(folder))

@@ -39,7 +39,7 @@ def test_paired_gaps_against_the_strongest_baseline() -> None:
     assert gaps.blend_gain.half_width == pytest.approx(4.3027 * 0.57735 / math.sqrt(3), rel=1e-4)
 
     table = format_gaps([gaps])
-    assert "| center | ns | +2.00 [+2.00, +2.00] win | +0.000 [" in table
+    assert "| center | ns | +2.00 [+2.00, +2.00] win | 100% | +0.000 [" in table
 
 
 def test_verdicts_and_family_order() -> None:
@@ -49,3 +49,4 @@ def test_verdicts_and_family_order() -> None:
     flat = {m: [1.0, 2.0] for m in ("mean", "telea", "ns", "ours-no-blend", "ours")}
     both = records("half", flat, flat) + records("center", flat, flat)
     assert [g.kind for g in family_gaps(both)] == ["half", "center"]
+    assert family_gaps(both)[0].psnr_ahead_share == 0  # a tie on a photo is not a lead
