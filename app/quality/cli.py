@@ -116,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, write the files, print the table; 2 on a request that cannot run."""
     # imported here: scipy.stats and scikit-image add ~1.7 s that `serve` and `complete` should not pay
     from app.quality.evaluate import evaluate
-    from app.quality.gaps import family_gaps, format_gaps
-    from app.quality.report import format_table, write_outputs
+    from app.quality.report import write_outputs
 
     try:
         kinds = _kinds(args.masks)
@@ -160,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     }
     write_outputs(evaluation, args.out, settings, args.grid_rows)
     sys.stdout.write(f"{entry.key} on {len(chosen)} {split} photos of {data}, seed {args.seed}, {params}\n")
-    sys.stdout.write(format_table(evaluation.cells) + "\n" + format_gaps(family_gaps(evaluation.records)))
+    # the tables as written, so what is printed is what is on disk, and the gaps are paired only once
+    sys.stdout.write((args.out / "table.md").read_text() + "\n" + (args.out / "gaps.md").read_text())
     sys.stdout.write(f"search {evaluation.search_seconds:.0f} s; files in {args.out}\n")
     return 0
 
