@@ -1,4 +1,4 @@
-"""`python -m training train|bench`: train a DCGAN into model_store, or time a training step."""
+"""`python -m training train|encoder|bench`: train a DCGAN, or an encoder for one, into model_store; or time a step."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import torch
 
 from training.checkpoint import CheckpointError
 from training.data import DataError, load_images, to_signed
+from training.encoder import EncoderSettings, train_encoder
 from training.gan import PRECISIONS, GanUpdate, Optim, resolve_precision
-from training.networks import SUPPORTED_RESOLUTIONS, ConfigError, NetworkConfig
+from training.masks import MaskKindError
+from training.networks import SUPPORTED_RESOLUTIONS, ConfigError, EncoderConfig, NetworkConfig
 from training.train import TrainSettings, pick_device, train
 
 
@@ -68,6 +70,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--licence", default="unknown", help="dataset licence for the model card")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
 
+    enc = commands.add_parser(
+        "encoder",
+        help="train E(damaged image, hole) -> z for a trained model; writes a new version with G, D and E",
+    )
+    enc.add_argument("--model", required=True, help="name (latest version) or name:version of the generator")
+    enc.add_argument(
+        "--data", type=Path, required=True, help="the generator's training data (its held-out split is skipped)"
+    )
+    enc.add_argument("--model-store", type=Path, default=Path("model_store"), help="where checkpoints are")
+    enc.add_argument("--version", help="version folder to write (default: one above the highest)")
+    enc.add_argument(
+        "--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME-encoder/VERSION)"
+    )
+    enc.add_argument("--steps", type=int, default=4000, help="optimisation steps (default 4000)")
+    enc.add_argument("--batch-size", type=int, default=64, help="generated and real images each per step (default 64)")
+    enc.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate, cosine-decayed (default 5e-4)")
+    enc.add_argument("--width", type=int, default=64, help="encoder width at the first stage (default 64)")
+    enc.add_argument(
+        "--precision", choices=("auto", *PRECISIONS), default="auto", help="auto: bf16 on CPU, AMP on CUDA"
+    )
+    enc.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    enc.add_argument("--sample-every", type=int, default=250, help="write a sample grid PNG every N steps")
+    enc.add_argument("--state-every", type=int, default=250, help="write resume state every N steps")
+    enc.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    enc.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt if it exists")
+    enc.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    enc.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+
     bench = commands.add_parser("bench", help="time training steps per precision and print img/s")
     _common_args(bench)
     bench.add_argument("--steps", type=int, default=20, help="timed steps per precision (default 20)")
@@ -108,6 +138,29 @@ def _run_train(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _run_encoder(args: argparse.Namespace) -> None:
+    settings = EncoderSettings(
+        model=args.model,
+        data=args.data,
+        model_store=args.model_store,
+        version=args.version,
+        run_dir=args.run_dir,
+        encoder=EncoderConfig(width=args.width),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        precision=args.precision,
+        device=args.device,
+        sample_every=args.sample_every,
+        state_every=args.state_every,
+        seed=args.seed,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        show_progress=not args.no_progress,
+    )
+    print(f"wrote {train_encoder(settings)}")
+
+
 def _run_bench(args: argparse.Namespace) -> None:
     """Same data, same networks, one precision after another: img/s side by side."""
     network = _network(args)
@@ -134,11 +187,8 @@ def _run_bench(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "train":
-            _run_train(args)
-        else:
-            _run_bench(args)
-    except (DataError, ConfigError, CheckpointError, ValueError) as exc:
+        {"train": _run_train, "encoder": _run_encoder, "bench": _run_bench}[args.command](args)
+    except (DataError, ConfigError, CheckpointError, MaskKindError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,10 +1,14 @@
 """The one place that writes and reads `model_store/<name>/<version>/`.
 
-Layout: `model.json` (self-description), `generator.safetensors`,
-`discriminator.safetensors`, `samples.png`. Weights are safetensors only, so
-loading never executes code; each file's sha256 is checked against
-`model.json` before it is read. Versions are written atomically: a temporary
-folder is filled and renamed into place, so a crash never leaves half a model.
+Layout: `model.json` (self-description), one safetensors file per network
+role, `samples.png`. Format 2 names the folder's `kind` and maps each role to
+its file and sha256 (`weights`); format 1 folders (no `kind`, a flat `sha256`
+map of the generator and discriminator) still load as the search kind.
+Weights are safetensors only, so loading never executes code; each file's
+sha256 is checked against `model.json` before it is read. Versions are
+written atomically: a temporary folder is filled and renamed into place, so a
+crash never leaves half a model, and a new component (an encoder) is a new
+version beside the old one, never an edit of a served folder.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +27,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from training.networks import ConfigError, Discriminator, Generator, NetworkConfig
+from training.networks import ConfigError, Discriminator, Encoder, EncoderConfig, Generator, NetworkConfig
 
-FORMAT_VERSION = 1
-WEIGHT_FILES = ("generator.safetensors", "discriminator.safetensors")
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
+KINDS = ("search",)
+ROLE_FILES = {
+    "generator": "generator.safetensors",
+    "discriminator": "discriminator.safetensors",
+    "encoder": "encoder.safetensors",
+}
+REQUIRED_ROLES = ("generator", "discriminator")
 
 
 class CheckpointError(Exception):
@@ -34,18 +46,19 @@ class CheckpointError(Exception):
 
 @dataclass
 class Checkpoint:
-    """A loaded model version: both networks in eval mode plus its card."""
+    """A loaded model version: its networks in eval mode, frozen, plus its card."""
 
     name: str
     version: str
     config: NetworkConfig
     generator: Generator
     discriminator: Discriminator
+    encoder: Encoder | None = None
     card: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -65,47 +78,41 @@ def _plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_checkpoint(
-    root: Path,
-    name: str,
-    version: str,
-    generator: torch.nn.Module,
-    discriminator: torch.nn.Module,
-    config: NetworkConfig,
-    card: dict[str, Any],
-    pictures: dict[str, Path] | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write a model version atomically and return its folder.
-
-    `pictures` maps file names in the version folder (e.g. `samples.png`) to files to copy there.
-    """
+def version_folder(root: Path, name: str, version: str, overwrite: bool = False) -> Path:
+    """The folder a new version goes to; refuses an existing one unless `overwrite` (call before any work)."""
     target = Path(root) / name / str(version)
     if target.exists() and not overwrite:
         raise CheckpointError(f"{target} already exists: pick another --version or pass --overwrite")
+    return target
+
+
+def _write_version(
+    target: Path,
+    modules: Mapping[str, torch.nn.Module],
+    copies: Mapping[str, Path],
+    card: dict[str, Any],
+    pictures: Mapping[str, Path],
+) -> Path:
+    """Fill a staging folder (role files written or copied, pictures, model.json) and rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     staging.chmod(0o755)  # mkdtemp makes 0700; a non-root server must read the store
     try:
-        hashes = {}
-        for filename, module in zip(WEIGHT_FILES, (generator, discriminator), strict=True):
-            save_file(_plain_state(module), str(staging / filename))
-            hashes[filename] = _sha256(staging / filename)
-        for filename, source in (pictures or {}).items():
+        weights = {}
+        for role, module in modules.items():
+            save_file(_plain_state(module), str(staging / ROLE_FILES[role]))
+        for role, source in copies.items():
+            shutil.copyfile(source, staging / ROLE_FILES[role])
+        for role in (*modules, *copies):
+            weights[role] = {"file": ROLE_FILES[role], "sha256": sha256_of(staging / ROLE_FILES[role])}
+        for filename, source in pictures.items():
             shutil.copyfile(source, staging / filename)
-        meta = {
-            **card,
-            "format_version": FORMAT_VERSION,
-            "name": name,
-            "version": str(version),
-            "network": config.to_dict(),
-            "sha256": hashes,
-        }
+        meta = {**card, "format_version": FORMAT_VERSION, "kind": "search", "weights": weights}
         (staging / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
         for written in staging.iterdir():
             written.chmod(0o644)
         if target.exists():
-            retired = target.with_name(f".{version}-retired")
+            retired = target.with_name(f".{target.name}-retired")
             shutil.rmtree(retired, ignore_errors=True)
             os.replace(target, retired)
             os.replace(staging, target)
@@ -118,6 +125,57 @@ def save_checkpoint(
     return target
 
 
+def save_checkpoint(
+    root: Path,
+    name: str,
+    version: str,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    config: NetworkConfig,
+    card: dict[str, Any],
+    pictures: dict[str, Path] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a new G/D version atomically and return its folder.
+
+    `pictures` maps file names in the version folder (e.g. `samples.png`) to files to copy there.
+    """
+    target = version_folder(root, name, version, overwrite)
+    meta = {**card, "name": name, "version": str(version), "network": config.to_dict()}
+    return _write_version(target, {"generator": generator, "discriminator": discriminator}, {}, meta, pictures or {})
+
+
+def save_with_encoder(
+    source: Path,
+    version: str,
+    encoder: Encoder,
+    encoder_card: dict[str, Any],
+    pictures: dict[str, Path] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """A new version of `source`'s model: its G and D files byte for byte, plus `encoder`.
+
+    The source's card (dataset, held-out split, G's training) carries over; `encoder_card`
+    lands under `encoder` with the encoder's config.
+    """
+    card = read_card(source)
+    target = version_folder(source.parent.parent, source.parent.name, version, overwrite)
+    if target.resolve() == Path(source).resolve():
+        raise CheckpointError(f"{target} is the source version: write the encoder into a new version")
+    files = {role: source / entry["file"] for role, entry in _weight_entries(card, source).items()}
+    missing = [role for role in REQUIRED_ROLES if role not in files]
+    if missing:
+        raise CheckpointError(f"{source} has no {', '.join(missing)}: it is not a search model")
+    meta = {k: v for k, v in card.items() if k not in ("sha256", "weights", "quality", "encoder")}
+    meta |= {
+        "version": str(version),
+        "derived_from": f"{card['name']}:{card['version']}",
+        "encoder": {**encoder_card, "config": encoder.config.to_dict()},
+    }
+    copies = {role: path for role, path in files.items() if role in REQUIRED_ROLES}
+    return _write_version(target, {"encoder": encoder}, copies, meta, pictures or {})
+
+
 def read_card(path: Path) -> dict[str, Any]:
     """Read and sanity-check `model.json` without touching the weights."""
     card_path = Path(path) / "model.json"
@@ -127,19 +185,44 @@ def read_card(path: Path) -> dict[str, Any]:
         card = json.loads(card_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{card_path} is not valid JSON ({exc.__class__.__name__}): re-export the model") from exc
-    if not isinstance(card, dict) or card.get("format_version") != FORMAT_VERSION:
+    if not isinstance(card, dict) or card.get("format_version") not in READABLE_FORMATS:
         found = card.get("format_version") if isinstance(card, dict) else None
-        raise CheckpointError(f"{card_path} has format_version {found!r}; this code reads {FORMAT_VERSION}")
-    for key in ("name", "version", "network", "sha256"):
+        readable = " or ".join(map(str, READABLE_FORMATS))
+        raise CheckpointError(f"{card_path} has format_version {found!r}; this code reads {readable}")
+    kind = card.get("kind", "search")
+    if kind not in KINDS:
+        raise CheckpointError(f"{card_path} is of kind {kind!r}; this code serves {', '.join(KINDS)}")
+    for key in ("name", "version", "network", "sha256" if card["format_version"] == 1 else "weights"):
         if key not in card:
             raise CheckpointError(f"{card_path} lacks the field {key!r}: re-export the model")
+    _weight_entries(card, Path(path))
     return card
+
+
+def _weight_entries(card: dict[str, Any], path: Path) -> dict[str, dict[str, str]]:
+    """role -> {file, sha256}, from either format."""
+    if card["format_version"] == 1:
+        return {
+            role: {"file": ROLE_FILES[role], "sha256": card["sha256"].get(ROLE_FILES[role], "")}
+            for role in REQUIRED_ROLES
+        }
+    weights = card["weights"]
+    if not isinstance(weights, dict) or any(
+        role not in ROLE_FILES or not isinstance(entry, dict) or {"file", "sha256"} - set(entry)
+        for role, entry in weights.items()
+    ):
+        raise CheckpointError(f"{path}/model.json has a malformed 'weights' map: re-export the model")
+    return weights
+
+
+def has_encoder(card: dict[str, Any]) -> bool:
+    return card.get("format_version") == 2 and "encoder" in card.get("weights", {})
 
 
 def _load_weights(module: torch.nn.Module, path: Path, expected_sha: str | None) -> None:
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
-    if expected_sha is None or _sha256(path) != expected_sha:
+    if not expected_sha or sha256_of(path) != expected_sha:
         raise CheckpointError(f"{path} does not match the sha256 in model.json: the file was altered or corrupted")
     try:
         state = load_file(str(path))
@@ -153,17 +236,22 @@ def _load_weights(module: torch.nn.Module, path: Path, expected_sha: str | None)
 
 
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Rebuild both networks from a version folder alone, in eval mode with frozen weights."""
+    """Rebuild every network from a version folder alone, in eval mode with frozen weights."""
     path = Path(path)
     card = read_card(path)
     try:
         config = NetworkConfig.from_dict(card["network"])
+        encoder_config = EncoderConfig.from_dict(card["encoder"]["config"]) if has_encoder(card) else None
     except (ConfigError, TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}/model.json has an invalid network config: {exc}") from exc
     generator, discriminator = Generator(config), Discriminator(config)
-    for filename, module in zip(WEIGHT_FILES, (generator, discriminator), strict=True):
-        _load_weights(module, path / filename, card["sha256"].get(filename))
-    for module in (generator, discriminator):
+    encoder = Encoder(config, encoder_config) if encoder_config is not None else None
+    entries = _weight_entries(card, path)
+    modules: dict[str, torch.nn.Module] = {"generator": generator, "discriminator": discriminator}
+    if encoder is not None:
+        modules["encoder"] = encoder
+    for role, module in modules.items():
+        _load_weights(module, path / entries[role]["file"], entries[role].get("sha256"))
         module.eval().requires_grad_(False).to(device)
     return Checkpoint(
         name=str(card["name"]),
@@ -171,6 +259,7 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoin
         config=config,
         generator=generator,
         discriminator=discriminator,
+        encoder=encoder,
         card=card,
         path=path,
     )

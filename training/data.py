@@ -78,7 +78,7 @@ def _zip_items(path: Path) -> Iterator[tuple[str, bytes]]:
                 yield info.filename, archive.read(info)
 
 
-def _load_npz(path: Path, resolution: int) -> tuple[np.ndarray, list[str]]:
+def _load_npz_raw(path: Path) -> tuple[np.ndarray, list[str] | None]:
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
@@ -88,6 +88,11 @@ def _load_npz(path: Path, resolution: int) -> tuple[np.ndarray, list[str]]:
             raise DataError(f"{path} has no 'images' array: save your images as images=(N, H, W, 3) uint8")
         images = archive["images"]
         names = [str(n) for n in archive["filenames"]] if "filenames" in archive else None
+    return images, names
+
+
+def _load_npz(path: Path, resolution: int) -> tuple[np.ndarray, list[str]]:
+    images, names = _load_npz_raw(path)
     if images.ndim == 3:
         images = np.repeat(images[..., None], 3, axis=-1)
     if images.ndim != 4 or images.shape[-1] not in (1, 3, 4) or images.dtype != np.uint8:
@@ -97,6 +102,15 @@ def _load_npz(path: Path, resolution: int) -> tuple[np.ndarray, list[str]]:
     if names is None or len(names) != len(images):
         names = [f"{path.name}:{i}" for i in range(len(images))]
     return images, names
+
+
+def native_resolution(path: str | Path) -> int | None:
+    """The side of an .npz's square images as stored; None for folders and zips (resized on load)."""
+    path = Path(path)
+    if not (path.is_file() and path.suffix.lower() == ".npz"):
+        return None
+    images, _ = _load_npz_raw(path)
+    return int(images.shape[1]) if images.ndim >= 3 and images.shape[1] == images.shape[2] else None
 
 
 def load_images(path: str | Path, resolution: int) -> ImageSet:

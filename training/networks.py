@@ -1,7 +1,7 @@
-"""DCGAN generator and discriminator (Radford et al., 2016), sized from one config.
+"""DCGAN generator and discriminator (Radford et al., 2016) and the search's encoder, sized from configs.
 
-Both networks are rebuilt from a `NetworkConfig` alone, so a checkpoint that
-stores the config next to the weights describes itself.
+Every network is rebuilt from its config alone, so a checkpoint that stores
+the config next to the weights describes itself.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def init_weights(module: nn.Module) -> None:
     """DCGAN initialisation: N(0, 0.02) convs, N(1, 0.02) norm scales (paper, section 4)."""
     if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
         nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d | nn.GroupNorm):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -120,6 +120,59 @@ class Discriminator(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image).flatten()
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Width of the encoder's first stage and its GroupNorm groups; the rest comes from the G it serves."""
+
+    width: int = 64
+    groups: int = 8
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.groups < 1 or self.width % self.groups:
+            raise ConfigError(f"encoder width {self.width} must be a positive multiple of groups {self.groups}")
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
+        return cls(**{k: int(data[k]) for k in cls.__dataclass_fields__ if k in data})
+
+
+class Encoder(nn.Module):
+    """(damaged image (B, C, R, R) with the hole zeroed, hole (B, 1, R, R) in {0, 1}) -> z (B, z_dim).
+
+    The search's starting point (Lahiri et al. 2019; Zhu et al. 2020, in-domain inversion):
+    a guess of the z whose G(z) agrees with the known pixels. GroupNorm, not BatchNorm,
+    so a row's z never depends on the other rows of its batch, in training or serving.
+    """
+
+    def __init__(self, network: NetworkConfig, config: EncoderConfig) -> None:
+        super().__init__()
+        self.network, self.config = network, config
+        width = config.width
+        layers: list[nn.Module] = [
+            # (B, C+1, R, R) -> (B, width, R/2, R/2)
+            nn.Conv2d(network.channels + 1, width, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for _ in range(network.stages - 1):
+            # (B, w, s, s) -> (B, 2w, s/2, s/2)
+            layers += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                nn.GroupNorm(config.groups, width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width *= 2
+        self.features = nn.Sequential(*layers)
+        # (B, w * 4 * 4) -> (B, z_dim): a linear head, so z is not squashed away from the prior's tails
+        self.head = nn.Linear(width * 16, network.z_dim)
+        self.apply(init_weights)
+
+    def forward(self, damaged: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(torch.cat([damaged, hole], dim=1)).flatten(1))
 
 
 @torch.no_grad()

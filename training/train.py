@@ -14,7 +14,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from training.checkpoint import save_checkpoint
+from training.checkpoint import save_checkpoint, version_folder
 from training.data import ImageSet, load_images, split, to_signed
 from training.gan import GanUpdate, Optim, resolve_precision
 from training.networks import NetworkConfig, recompute_batchnorm_stats
@@ -94,7 +94,7 @@ def _sample_batch(images: torch.Tensor, batch: int, flip: bool, rng: torch.Gener
     return real
 
 
-def _atomic_torch_save(state: dict[str, Any], path: Path) -> None:
+def atomic_torch_save(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     torch.save(state, partial)
@@ -122,6 +122,8 @@ def _card(
 def train(settings: TrainSettings) -> Path | None:
     """Train to `settings.steps` and write the checkpoint; returns its folder on rank 0."""
     world = Distributed.from_env()
+    # every check of the destination before the first step: a taken version is refused in a second, not an hour
+    version_folder(settings.model_store, settings.name, settings.version, settings.overwrite)
     device = pick_device(settings.device, world.local_rank)
     precision = resolve_precision(settings.precision, device)
     data = load_images(settings.data, settings.network.resolution)
@@ -157,7 +159,7 @@ def train(settings: TrainSettings) -> Path | None:
     def write_state(step: int) -> None:
         total = elapsed + time.perf_counter() - started
         state = {"gan": gan.state_dict(), "step": step, "d_losses": d_losses, "g_losses": g_losses, "elapsed": total}
-        _atomic_torch_save(state, state_path)
+        atomic_torch_save(state, state_path)
 
     bar = tqdm(
         total=settings.steps,
@@ -191,7 +193,7 @@ def train(settings: TrainSettings) -> Path | None:
     write_state(settings.steps)
     run_seconds = time.perf_counter() - started
     elapsed += run_seconds
-    curve = save_loss_curve(d_losses, g_losses, runs / "loss_curve.png")
+    curve = save_loss_curve({"D loss": d_losses, "G loss": g_losses}, runs / "loss_curve.png")
     recompute_batchnorm_stats(gan.ema, seed=settings.seed)
     with torch.no_grad():
         samples = save_grid(gan.ema(fixed_z), runs / "samples" / "final_eval_mode.png")

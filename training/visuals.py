@@ -30,23 +30,25 @@ def save_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> P
     return path
 
 
-def save_loss_curve(d_losses: list[float], g_losses: list[float], path: Path) -> Path:
-    """Raw and smoothed D/G losses per step."""
+def save_loss_curve(series: dict[str, list[float]], path: Path, ylabel: str = "BCE loss") -> Path:
+    """Raw and smoothed losses per step, one line per named series."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
-    window = max(1, len(d_losses) // 50)
-    for values, label, colour in ((d_losses, "D", "tab:blue"), (g_losses, "G", "tab:orange")):
+    for (label, values), colour in zip(
+        series.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red"), strict=False
+    ):
+        window = max(1, len(values) // 50)
         steps = range(1, len(values) + 1)
         ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
         kernel = torch.ones(window) / window
         smooth = torch.nn.functional.conv1d(torch.tensor(values).view(1, 1, -1), kernel.view(1, 1, -1))
-        ax.plot(range(window, len(values) + 1), smooth.flatten().tolist(), color=colour, label=f"{label} loss")
+        ax.plot(range(window, len(values) + 1), smooth.flatten().tolist(), color=colour, label=label)
     ax.set_xlabel("step")
-    ax.set_ylabel("BCE loss")
+    ax.set_ylabel(ylabel)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -20,7 +20,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.engine.compose import prepare
-from app.engine.masks import make_mask
+from training.masks import make_mask
 from app.engine.search import SearchJob, SearchParams, SearchResult
 from app.metrics import Metrics
 

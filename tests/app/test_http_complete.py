@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.engine.masks import make_mask
+from training.masks import make_mask
 from tests.app.conftest import RESOLUTION, center_hole, damaged, decode, encode, mask_png
 
 

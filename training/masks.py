@@ -1,4 +1,4 @@
-"""Seeded hole-mask families at one size, shared by tests, bench and evaluation.
+"""Seeded hole-mask families at one size, shared by encoder training, tests, bench and evaluation.
 
 Every mask is an (R, R) bool array, True = missing, never empty and never all-hole.
 """
@@ -10,7 +10,10 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from app.engine.errors import MaskError
+
+class MaskKindError(ValueError):
+    """A mask family or size that no family here can draw."""
+
 
 # strokes and blocks grow until their hole covers a share drawn from this range
 GROWN_SHARE = (0.10, 0.35)
@@ -89,9 +92,9 @@ MASK_KINDS = tuple(MASKS)
 def make_mask(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     """An (size, size) bool hole of family `kind`, drawn from `rng`."""
     if kind not in MASKS:
-        raise MaskError(f"unknown mask kind {kind!r}: choose one of {', '.join(MASK_KINDS)}")
+        raise MaskKindError(f"unknown mask kind {kind!r}: choose one of {', '.join(MASK_KINDS)}")
     if size < 8:
-        raise MaskError(f"mask size must be at least 8 pixels, got {size}")
+        raise MaskKindError(f"mask size must be at least 8 pixels, got {size}")
     hole = MASKS[kind](size, rng)
     assert hole.shape == (size, size) and hole.any() and not hole.all(), kind
     return hole

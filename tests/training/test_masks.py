@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.engine import MASK_KINDS, MaskError, make_mask
+from training.masks import MASK_KINDS, MaskKindError, make_mask
 
 SHARES = {
     "center": (0.25, 0.25),
@@ -54,5 +54,5 @@ def test_strokes_are_thin_and_connected_not_blocks() -> None:
 
 
 def test_unknown_kind() -> None:
-    with pytest.raises(MaskError, match="unknown mask kind"):
+    with pytest.raises(MaskKindError, match="unknown mask kind"):
         make_mask("circle", 64, np.random.default_rng(0))
