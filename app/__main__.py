@@ -26,8 +26,9 @@ from app.bench.options import add_arguments as add_bench_arguments
 from app.config import Settings, describe_errors
 from app.engine.compose import finish, prepare
 from app.engine.errors import EngineError
+from app.engine.precision import resolve as resolve_precision
 from app.engine.runner import SearchRunner
-from app.engine.search import SearchJob, SearchParams
+from app.engine.search import INITS, SearchJob, params_for
 from app.quality import cli as quality_cli
 from app.store import ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
@@ -43,6 +44,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -146,8 +154,11 @@ def _complete(args: argparse.Namespace) -> int:
         if settings.torch_threads is not None:
             torch.set_num_threads(settings.torch_threads)
         checkpoint = entry.load(device)
-        runner = SearchRunner(checkpoint.generator, checkpoint.discriminator, device, settings.precision)
-        params = SearchParams(iterations=args.iterations, restarts=args.restarts, seed=args.seed)
+        precision = resolve_precision(settings.precision, device)
+        runner = SearchRunner(checkpoint.generator, checkpoint.discriminator, device, precision, checkpoint.encoder)
+        params = params_for(
+            entry.has_encoder, args.init, iterations=args.iterations, restarts=args.restarts, seed=args.seed
+        )
     except (UnknownModelError, CheckpointError, FileNotFoundError, EngineError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -206,8 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     offline.add_argument("--model", default="faces", help="name or name:version (default faces, latest version)")
     offline.add_argument("--model-store", type=Path, help="default IMGCOMP_MODEL_STORE or model_store")
     offline.add_argument("--device", help="cpu or cuda:N (default: the first of IMGCOMP_DEVICES)")
-    offline.add_argument("--iterations", type=_positive, default=400, help="iterations per restart (default 400)")
-    offline.add_argument("--restarts", type=_positive, default=2, help="restarts per image, best loss wins (default 2)")
+    offline.add_argument(
+        "--init", choices=INITS, help="search start (default: encoder where the model has one, else random)"
+    )
+    offline.add_argument(
+        "--iterations", type=_non_negative, help="iterations per restart, 0 = encoder's guess (default: the start's)"
+    )
+    offline.add_argument("--restarts", type=_positive, help="restarts per image, best loss wins (default: the start's)")
     offline.add_argument("--seed", type=int, default=0, help="same seed, same result (default 0)")
     offline.add_argument("--blend", choices=("poisson", "none"), default="poisson", help="seam blending")
     offline.add_argument("--format", choices=tuple(MEDIA_TYPES), default="png", help="output encoding (default png)")

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DEVICE = re.compile(r"^(cpu|cuda:(\d+))$")
 
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     default_model: str = "faces"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    precision: Precision = "fp32"
+    # auto: bf16 where the device computes it natively (CUDA compute capability 8.0+, a CPU with
+    # AVX512-bf16 or AMX), fp32 elsewhere; resolved per device when the models load
+    precision: Precision = "auto"
     # the whole request body, image and mask together
     max_upload_bytes: int = Field(default=20_000_000, ge=1024)
     # width x height above which a decode is refused, read from the header before decoding
@@ -67,9 +69,11 @@ class Settings(BaseSettings):
     # so a load balancer sees the replica leave before its connections are refused
     drain_notice_s: float = Field(default=2.0, ge=0)
     retry_after_s: int = Field(default=2, ge=1)
-    default_iterations: int = Field(default=400, ge=1)
+    # unset: the measured defaults of the search's start (app.engine.search.DEFAULTS): from the
+    # encoder's guess where the model has one, from a random z otherwise
+    default_iterations: int | None = Field(default=None, ge=0)
     max_iterations: int = Field(default=2000, ge=1)
-    default_restarts: int = Field(default=2, ge=1)
+    default_restarts: int | None = Field(default=None, ge=1)
     max_restarts: int = Field(default=8, ge=1)
     # PyTorch intra-op threads (unset: one per core). On a CPU shared with other busy processes,
     # OpenMP's spinning threads can make 2 threads ~100x slower than 1: measure and set it there.
@@ -102,11 +106,11 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.precision == "fp16" and not all(device.startswith("cuda") for device in self.devices):
             raise ValueError("precision fp16 needs CUDA devices: use fp32 or bf16 on the CPU")
-        if self.default_iterations > self.max_iterations:
+        if self.default_iterations is not None and self.default_iterations > self.max_iterations:
             raise ValueError(
                 f"default_iterations {self.default_iterations} exceeds max_iterations {self.max_iterations}"
             )
-        if self.default_restarts > self.max_restarts:
+        if self.default_restarts is not None and self.default_restarts > self.max_restarts:
             raise ValueError(f"default_restarts {self.default_restarts} exceeds max_restarts {self.max_restarts}")
         if self.max_restarts > self.slots_per_device:
             raise ValueError(

@@ -23,6 +23,7 @@ from app.api.deps import Services
 from app.api.middleware import RequestContextMiddleware, UploadLimitMiddleware
 from app.api.problems import REASONS, install_problem_handlers
 from app.config import Settings
+from app.engine.precision import resolve as resolve_precision
 from app.engine.runner import SearchRunner
 from app.metrics import Metrics
 from app.pool import IterationPool
@@ -55,11 +56,13 @@ def start_services(settings: Settings, metrics: Metrics) -> Services:
     for device in settings.devices:
         metrics.device_info.labels(device=device, name=_device_name(device)).set(1)
         runners = {}
+        precision = resolve_precision(settings.precision, torch.device(device))
         for entry in store.entries():
             checkpoint = entry.load(torch.device(device))
             runners[entry.key] = SearchRunner(
-                checkpoint.generator, checkpoint.discriminator, torch.device(device), settings.precision
+                checkpoint.generator, checkpoint.discriminator, torch.device(device), precision, checkpoint.encoder
             )
+        log.info("%s steps searches in %s", device, precision)
         workers.append((device, runners))
     for entry in store.entries():
         metrics.model_info.labels(

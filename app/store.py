@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from training.checkpoint import Checkpoint, load_checkpoint, read_card
+from training.checkpoint import Checkpoint, has_encoder, load_checkpoint, read_card
 
 
 class UnknownModelError(LookupError):
@@ -43,12 +43,21 @@ class ModelEntry:
         return str(dataset.get("name", "unknown")) if isinstance(dataset, dict) else str(dataset)
 
     @property
+    def kind(self) -> str:
+        return str(self.card.get("kind", "search"))
+
+    @property
+    def has_encoder(self) -> bool:
+        """Whether searches of this version may start from its encoder's guess (`init=encoder`)."""
+        return has_encoder(self.card)
+
+    @property
     def samples(self) -> Path | None:
         path = self.path / "samples.png"
         return path if path.is_file() else None
 
     def load(self, device: torch.device) -> Checkpoint:
-        """Both networks on `device`, eval mode, frozen (checksums verified by the checkpoint reader)."""
+        """Every network on `device`, eval mode, frozen (checksums verified by the checkpoint reader)."""
         return load_checkpoint(self.path, device)
 
 

@@ -200,7 +200,8 @@ def train_encoder(settings: EncoderSettings) -> Path:
 
     runs = settings.run_dir or Path("runs") / f"{source.parent.name}-encoder" / version
     state_path = runs / "state.pt"
-    start, losses, elapsed = 0, {"latent": [], "fake_l1": [], "real_l1": []}, 0.0
+    losses: dict[str, list[float]] = {"latent": [], "fake_l1": [], "real_l1": []}
+    start, elapsed = 0, 0.0
     if settings.resume and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=True)
         trainer.load_state_dict(state["trainer"])

@@ -21,7 +21,8 @@ from app.api.problems import MEDIA_TYPE, Problem, problem_body
 from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image
 from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
-from app.engine.search import SearchJob, SearchParams, SearchResult
+from app.engine.errors import ParamsError
+from app.engine.search import Init, SearchJob, SearchParams, SearchResult, params_for
 from app.scheduler import DeadlineExceeded
 from app.store import ModelEntry
 
@@ -47,6 +48,7 @@ class Completion(BaseModel):
     image: str
     format: OutputFormat
     model: str
+    init: Init
     iterations: int
     loss: float
     timings: Timings
@@ -72,15 +74,29 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _check_budget(settings: Settings, iterations: int | None, restarts: int | None) -> tuple[int, int]:
-    """The caller's budget, or the server's defaults; over the server's maxima is a 422, never a silent clamp."""
+def _search_params(
+    settings: Settings, entry: ModelEntry, init: Init | None, iterations: int | None, restarts: int | None, seed: int
+) -> SearchParams:
+    """The caller's budget, else the server's configured defaults, else the start's measured ones.
+
+    Over the server's maxima, or a start the model cannot make, is a 422, never a silent change.
+    """
     iterations = settings.default_iterations if iterations is None else iterations
     restarts = settings.default_restarts if restarts is None else restarts
-    if iterations > settings.max_iterations:
+    if iterations is not None and iterations > settings.max_iterations:
         raise Problem("invalid-parameter", f"iterations must be at most {settings.max_iterations}, got {iterations}")
-    if restarts > settings.max_restarts:
+    if restarts is not None and restarts > settings.max_restarts:
         raise Problem("invalid-parameter", f"restarts must be at most {settings.max_restarts}, got {restarts}")
-    return iterations, restarts
+    if init == "encoder" and not entry.has_encoder:
+        raise Problem(
+            "invalid-parameter",
+            f"model {entry.key} has no encoder, so init=encoder cannot run: use init=random, "
+            "or a model version with an encoder (GET /v1/models shows which have one)",
+        )
+    try:
+        return params_for(entry.has_encoder, init, iterations=iterations, restarts=restarts, seed=seed)
+    except ParamsError as error:
+        raise Problem("invalid-parameter", str(error)) from None
 
 
 def _check_timeout(settings: Settings, timeout: float | None) -> float:
@@ -128,10 +144,11 @@ def _finish(upload: Upload, generated: Any, blend: Literal["poisson", "none"], o
     return encode_image(restored, output_format)
 
 
-def _headers(entry: ModelEntry, result: SearchResult, timings: Timings) -> dict[str, str]:
+def _headers(entry: ModelEntry, params: SearchParams, result: SearchResult, timings: Timings) -> dict[str, str]:
     stages = ", ".join(f"{stage.removesuffix('_s')};dur={seconds * 1000:.1f}" for stage, seconds in timings)
     return {
         "X-Model": entry.key,
+        "X-Init": params.init,
         "X-Iterations": str(result.iterations),
         "X-Search-Seconds": f"{result.seconds:.4f}",
         "X-Total-Seconds": f"{timings.total_s:.4f}",
@@ -164,12 +181,24 @@ async def complete(
     ] = None,
     iterations: Annotated[
         int | None,
-        Form(ge=1, description="Search iterations per restart (server default and maximum apply).", examples=[400]),
+        Form(
+            ge=0,
+            description="Search iterations per restart (server default and maximum apply); 0 with init=encoder "
+            "answers the encoder's guess G(E(x)) in one pass.",
+            examples=[100],
+        ),
     ] = None,
     restarts: Annotated[
         int | None, Form(ge=1, description="Independent searches; the lowest loss wins.", examples=[2])
     ] = None,
     seed: Annotated[int, Form(ge=0, le=2**63 - 1, description="Same seed, same upload: same result.")] = 0,
+    init: Annotated[
+        Init | None,
+        Form(
+            description="Where the search starts: `encoder` (the model's guess from the damaged photo; the default "
+            "where the model has an encoder) or `random` (a seeded random z; the default otherwise)."
+        ),
+    ] = None,
     blend: Annotated[Literal["poisson", "none"], Form(description="Poisson seam blending, or none.")] = "poisson",
     output_format: Annotated[OutputFormat, Form(alias="format", description="Encoding of the answer.")] = "png",
     timeout: Annotated[
@@ -180,9 +209,8 @@ async def complete(
     started = time.perf_counter()
     entry: ModelEntry = store.resolve(model)
     request.state.model = entry.name
-    budget, tries = _check_budget(settings, iterations, restarts)
+    params = _search_params(settings, entry, init, iterations, restarts, seed)
     limit = _check_timeout(settings, timeout)
-    params = SearchParams(iterations=budget, restarts=tries, seed=seed)
     image_data = await image.read()
     mask_data = await mask.read() if mask is not None else None
 
@@ -210,12 +238,13 @@ async def complete(
         encode_s=done - searched,
         total_s=done - started,
     )
-    headers = _headers(entry, result, timings)
+    headers = _headers(entry, params, result, timings)
     if _wants_json(request):
         answer = Completion(
             image=base64.b64encode(body).decode("ascii"),
             format=output_format,
             model=entry.key,
+            init=params.init,
             iterations=result.iterations,
             loss=result.loss,
             timings=timings,

@@ -19,7 +19,9 @@ class ModelInfo(BaseModel):
     version: str
     key: str
     latest: bool
+    kind: str
     resolution: int
+    encoder: bool
     dataset: str
     samples_url: str | None
 
@@ -43,7 +45,9 @@ async def list_models(request: Request, store: StoreDep) -> ModelList:
                 version=entry.version,
                 key=entry.key,
                 latest=latest,
+                kind=entry.kind,
                 resolution=entry.resolution,
+                encoder=entry.has_encoder,
                 dataset=entry.dataset,
                 samples_url=url,
             )

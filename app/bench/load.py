@@ -20,9 +20,9 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.engine.compose import prepare
-from training.masks import make_mask
 from app.engine.search import SearchJob, SearchParams, SearchResult
 from app.metrics import Metrics
+from training.masks import make_mask
 
 # masks a restoration service sees: one block, scribbles, several blocks (random80/half are evaluation stress cases)
 _MASK_KINDS = ("center", "strokes", "blocks")

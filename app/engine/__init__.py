@@ -3,10 +3,10 @@
 from app.engine.batch import SearchBatch
 from app.engine.compose import BLENDS, Prepared, finish, prepare
 from app.engine.errors import EngineError, MaskError, ParamsError, PrecisionError
-from training.masks import MASK_KINDS, make_mask
 from app.engine.precision import PRECISIONS
 from app.engine.runner import SearchRunner
 from app.engine.search import SearchJob, SearchParams, SearchResult
+from training.masks import MASK_KINDS, make_mask
 
 __all__ = [
     "BLENDS",

@@ -9,9 +9,13 @@ between any two steps, which is what an iteration-level pool needs.
 
 Batch invariance: every quantity that shapes a slot's trajectory is per row
 (seeded initial z, Adam moments and step count, lr, lambda, bound, budget,
-plateau counter) and every loss is reduced per row, so a slot follows the same
-path whatever else shares the table, up to the floating-point differences of
-batched convolutions.
+plateau counter; the encoder's guess is computed for one job at a time) and
+every loss is reduced per row, so a slot follows the same path whatever else
+shares the table, up to the floating-point differences of batched convolutions.
+
+What a step costs follows what its rows need: the discriminator runs only over
+rows whose prior weight is not zero, and a table of one-pass rows (budget 0:
+the encoder's guess is the answer) runs G forward without a backward.
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ from dataclasses import dataclass, fields
 import torch
 
 from app.engine.adam import adam_step
-from app.engine.errors import EngineError
+from app.engine.errors import EngineError, ParamsError
 from app.engine.losses import contextual_loss, importance_weights, prior_loss
 from app.engine.precision import autocast_dtype
-from app.engine.search import SearchJob, SearchResult, initial_z
-from training.networks import Discriminator, Generator
+from app.engine.search import SearchJob, SearchParams, SearchResult, initial_z
+from training.networks import Discriminator, Encoder, Generator
 
 
 @dataclass
@@ -91,10 +95,16 @@ class SearchBatch:
     """
 
     def __init__(
-        self, generator: Generator, discriminator: Discriminator, device: torch.device, precision: str = "fp32"
+        self,
+        generator: Generator,
+        discriminator: Discriminator,
+        device: torch.device,
+        precision: str = "fp32",
+        encoder: Encoder | None = None,
     ) -> None:
         self.generator = generator
         self.discriminator = discriminator
+        self.encoder = encoder
         self.device = torch.device(device)
         self.dtype = autocast_dtype(precision, self.device)
         config = generator.config
@@ -102,6 +112,8 @@ class SearchBatch:
         self._slots: _Slots | None = None
         self._owner: list[int] = []  # search key of each row
         self._restart: list[int] = []  # restart index of each row
+        self._prior: list[bool] = []  # whether each row's loss has the discriminator's prior term
+        self._searching: list[bool] = []  # whether each row has a budget above 0 (needs gradients)
         self._searches: dict[int, _Search] = {}
         self._finished: list[int] = []
         self._next_key = 0
@@ -130,8 +142,8 @@ class SearchBatch:
         def fill(value: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.full((count,), value, dtype=dtype, device=self.device)
 
-        z = torch.stack([initial_z(params.seed, r, self.z_dim) for r in range(count)]).to(self.device)
         target = job.target.to(self.device, torch.float32).masked_fill(job.hole.to(self.device), 0.0)
+        z = self._start(params, target, job.hole.to(self.device))
         new = _Slots(
             z=z,
             target=target.expand(count, -1, -1, -1).clone(),
@@ -153,23 +165,60 @@ class SearchBatch:
         self._slots = new if self._slots is None else _Slots.cat([self._slots, new])
         self._owner += [key] * count
         self._restart += list(range(count))
+        self._prior += [params.prior_weight > 0] * count
+        self._searching += [params.iterations > 0] * count
         self._searches[key] = _Search(job=job, admitted=time.perf_counter(), live=count)
         return key
+
+    def _start(self, params: SearchParams, target: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """(restarts, z_dim) starts: seeded Gaussian draws, or E's guess (plus seeded noise after restart 0)."""
+        noise = torch.stack([initial_z(params.seed, r, self.z_dim) for r in range(params.restarts)]).to(self.device)
+        if params.init == "random":
+            return noise
+        if self.encoder is None:
+            raise ParamsError("init=encoder needs a model with an encoder: use init=random or a model version with one")
+        with torch.no_grad():
+            guess = self.encoder(target[None], hole[None, None].float()).float()
+        noise[0] = 0.0  # restart 0 is the guess itself
+        bound = params.z_bound
+        return (guess + params.init_noise * noise).clamp(-bound, bound)
+
+    def _context(self) -> contextlib.AbstractContextManager[object]:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def _loss(self, slots: _Slots, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row loss and G(z); D runs over the rows with a prior term only (all of them: the original path)."""
+        with self._context():
+            image = self.generator(z)
+            if all(self._prior):
+                logits = self.discriminator(image)
+        if all(self._prior):
+            image, logits = image.float(), logits.float()
+            return contextual_loss(image, slots.target, slots.weights) + slots.prior_weight * prior_loss(logits), image
+        image = image.float()
+        loss = contextual_loss(image, slots.target, slots.weights)
+        if any(self._prior):
+            rows = torch.tensor([r for r, prior in enumerate(self._prior) if prior], device=self.device)
+            with self._context():
+                logits = self.discriminator(image[rows]).float()
+            loss = loss.index_add(0, rows, slots.prior_weight[rows] * prior_loss(logits))
+        return loss, image
 
     def step(self) -> list[int]:
         """One iteration for every live slot; returns the keys of searches that finished in it."""
         slots = self._slots
         if slots is None or len(slots) == 0:
             return []
+        if not any(self._searching):  # one-pass rows only: their answer is G(z) at the start
+            with torch.no_grad():
+                loss, image = self._loss(slots, slots.z)
+                self._record(slots, loss, image)
+                slots.steps += 1
+            return self._retire(slots)
         z = slots.z.detach().requires_grad_(True)
-        context = (
-            torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None else contextlib.nullcontext()
-        )
-        with context:
-            image = self.generator(z)
-            logits = self.discriminator(image)
-        image, logits = image.float(), logits.float()
-        loss = contextual_loss(image, slots.target, slots.weights) + slots.prior_weight * prior_loss(logits)
+        loss, image = self._loss(slots, z)
         (grad,) = torch.autograd.grad(loss.sum(), z)  # a sum of per-row losses: row i's grad is d loss_i / d z_i
         with torch.no_grad():
             self._record(slots, loss.detach(), image.detach())
@@ -201,7 +250,7 @@ class SearchBatch:
                 self._restart[row],
                 float(slots.best_loss[row]),
                 slots.best_image[row],
-                int(slots.steps[row]),
+                int(torch.minimum(slots.steps[row], slots.budget[row])),  # a one-pass row ran 0 iterations
             )
             search.live -= 1
             if search.live == 0:
@@ -209,9 +258,7 @@ class SearchBatch:
                 finished.append(self._owner[row])
         keep = (~done).nonzero().flatten()
         self._slots = slots.select(keep)
-        rows = keep.tolist()
-        self._owner = [self._owner[r] for r in rows]
-        self._restart = [self._restart[r] for r in rows]
+        self._keep_rows(keep.tolist())
         self._finished += finished
         return finished
 
@@ -236,5 +283,32 @@ class SearchBatch:
         rows = [r for r, owner in enumerate(self._owner) if owner != key]
         if self._slots is not None and len(rows) != len(self._owner):
             self._slots = self._slots.select(torch.tensor(rows, dtype=torch.int64, device=self.device))
-            self._owner = [self._owner[r] for r in rows]
-            self._restart = [self._restart[r] for r in rows]
+            self._keep_rows(rows)
+
+    def _keep_rows(self, rows: list[int]) -> None:
+        """The host-side row lists follow the tensors' rows."""
+        self._owner = [self._owner[r] for r in rows]
+        self._restart = [self._restart[r] for r in rows]
+        self._prior = [self._prior[r] for r in rows]
+        self._searching = [self._searching[r] for r in rows]
+
+    def peek(self, key: int) -> SearchResult:
+        """The answer a search would give if it stopped now: its best restart so far, live rows included.
+
+        Lets an evaluation read the whole quality-against-iterations curve from one run: a restart's
+        path does not depend on its budget, so its best image after k steps is a k-iteration answer.
+        """
+        search = self._searches[key]
+        best = (search.loss, search.restart, search.generated, search.iterations)
+        if self._slots is not None:
+            for row, owner in enumerate(self._owner):
+                loss = float(self._slots.best_loss[row])
+                if owner == key and (best[2] is None or (loss, self._restart[row]) < best[:2]):
+                    steps = int(torch.minimum(self._slots.steps[row], self._slots.budget[row]))
+                    best = (loss, self._restart[row], self._slots.best_image[row], steps)
+        loss, _, generated, iterations = best
+        assert generated is not None, "a search has a best image once it has taken a step"
+        elapsed = time.perf_counter() - search.admitted
+        return SearchResult(
+            generated=generated.detach().to("cpu", copy=True), loss=loss, iterations=iterations, seconds=elapsed
+        )

@@ -9,6 +9,22 @@ from app.engine.errors import PrecisionError
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+def native_precision(device: torch.device) -> str:
+    """bf16 where the device has bf16 arithmetic units (CUDA compute capability 8.0+, AVX512-bf16 or AMX), else fp32.
+
+    Elsewhere bf16 is emulated and slower than fp32, and fp16 risks overflow in D's logits.
+    """
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp32"
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16" if native else "fp32"
+
+
+def resolve(precision: str, device: torch.device) -> str:
+    """`auto` -> the device's native precision; anything else as given."""
+    return native_precision(device) if precision == "auto" else precision
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """None for fp32 (no autocast); bf16 on CPU or CUDA; fp16 on CUDA only (CPU fp16 kernels are slow or missing)."""
     if precision not in PRECISIONS:

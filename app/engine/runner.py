@@ -9,14 +9,19 @@ import torch
 from app.engine.batch import SearchBatch
 from app.engine.precision import autocast_dtype
 from app.engine.search import SearchJob, SearchResult
-from training.networks import Discriminator, Generator
+from training.networks import Discriminator, Encoder, Generator
 
 
 class SearchRunner:
     """Owns one model's frozen networks on one device; every search runs through a `SearchBatch`."""
 
     def __init__(
-        self, generator: Generator, discriminator: Discriminator, device: torch.device, precision: str = "fp32"
+        self,
+        generator: Generator,
+        discriminator: Discriminator,
+        device: torch.device,
+        precision: str = "fp32",
+        encoder: Encoder | None = None,
     ) -> None:
         self.device = torch.device(device)
         autocast_dtype(precision, self.device)  # reject a bad precision now, not on the first request
@@ -24,10 +29,15 @@ class SearchRunner:
         # eval mode: train-mode BatchNorm would mix the slots of a batch; frozen: only z is optimised
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         self.discriminator = discriminator.to(self.device).eval().requires_grad_(False)
+        self.encoder = encoder.to(self.device).eval().requires_grad_(False) if encoder is not None else None
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.encoder is not None
 
     def batch(self) -> SearchBatch:
         """An empty slot table on this runner's networks, for callers that admit and step themselves."""
-        return SearchBatch(self.generator, self.discriminator, self.device, self.precision)
+        return SearchBatch(self.generator, self.discriminator, self.device, self.precision, self.encoder)
 
     def run(self, jobs: Sequence[SearchJob]) -> list[SearchResult]:
         """Every restart of every job in one batch, stepped until all have ended; results in job order."""

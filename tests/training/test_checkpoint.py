@@ -8,8 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.checkpoint import CheckpointError, load_checkpoint, read_card, save_checkpoint
-from training.networks import Discriminator, Generator, NetworkConfig
+from training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_card,
+    save_checkpoint,
+    save_with_encoder,
+    sha256_of,
+)
+from training.networks import Discriminator, Encoder, EncoderConfig, Generator, NetworkConfig
+
+TINY_ENCODER = EncoderConfig(width=8, groups=4)
 
 
 def _save(root: Path, config: NetworkConfig, overwrite: bool = False) -> tuple[Path, Generator]:
@@ -34,15 +43,12 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path, tiny_config: Network
     assert loaded.config == tiny_config
     assert not loaded.generator.training and not any(p.requires_grad for p in loaded.generator.parameters())
     card = read_card(path)
-    assert (
-        card["name"] == "m"
-        and card["version"] == "1"
-        and set(card["sha256"])
-        == {
-            "generator.safetensors",
-            "discriminator.safetensors",
-        }
-    )
+    assert (card["name"], card["version"], card["kind"], card["format_version"]) == ("m", "1", "search", 2)
+    assert {role: entry["file"] for role, entry in card["weights"].items()} == {
+        "generator": "generator.safetensors",
+        "discriminator": "discriminator.safetensors",
+    }
+    assert loaded.encoder is None
 
 
 def test_keys_have_no_wrapper_prefixes(tmp_path: Path, tiny_config: NetworkConfig) -> None:
@@ -91,3 +97,76 @@ def test_existing_version_is_kept_unless_overwrite(tmp_path: Path, tiny_config: 
     _save(tmp_path, tiny_config, overwrite=True)
     assert (path / "generator.safetensors").read_bytes() != before
     assert sorted(p.name for p in path.parent.iterdir()) == ["1"]  # no staging folders left behind
+
+
+def _with_encoder(tmp_path: Path, config: NetworkConfig) -> tuple[Path, Path, Encoder]:
+    torch.manual_seed(0)
+    source, _ = _save(tmp_path, config)
+    encoder = Encoder(config, TINY_ENCODER).eval()
+    return source, save_with_encoder(source, "2", encoder, {"training": {"steps": 1}}), encoder
+
+
+def test_encoder_version_round_trip(tmp_path: Path, tiny_config: NetworkConfig) -> None:
+    source, path, encoder = _with_encoder(tmp_path, tiny_config)
+    for name in ("generator.safetensors", "discriminator.safetensors"):  # G and D carried over byte for byte
+        assert (path / name).read_bytes() == (source / name).read_bytes()
+    card = read_card(path)
+    assert card["weights"]["encoder"]["sha256"] == sha256_of(path / "encoder.safetensors")
+    assert card["derived_from"] == "m:1" and card["encoder"]["config"] == {"width": 8, "groups": 4}
+    assert card["version"] == "2" and read_card(source)["version"] == "1"
+    loaded = load_checkpoint(path)
+    assert loaded.encoder is not None and not any(p.requires_grad for p in loaded.encoder.parameters())
+    encoder.load_state_dict({k: v.half().float() for k, v in encoder.state_dict().items()})
+    damaged, hole = torch.randn(2, 3, 32, 32), torch.zeros(2, 1, 32, 32)
+    with torch.no_grad():
+        guess = loaded.encoder(damaged, hole)
+        torch.testing.assert_close(guess, encoder(damaged, hole), rtol=0, atol=0)
+    assert guess.shape == (2, tiny_config.z_dim)
+
+
+def test_encoder_version_never_replaces_an_existing_one(tmp_path: Path, tiny_config: NetworkConfig) -> None:
+    source, path, encoder = _with_encoder(tmp_path, tiny_config)
+    with pytest.raises(CheckpointError, match="already exists"):
+        save_with_encoder(source, "2", encoder, {})
+    with pytest.raises(CheckpointError, match="already exists"):
+        save_with_encoder(source, "1", encoder, {})
+    assert read_card(source).get("weights", {}).get("encoder") is None
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "tampered", "wrong-shape"])
+def test_a_bad_encoder_file_is_refused_by_name(tmp_path: Path, tiny_config: NetworkConfig, damage: str) -> None:
+    from safetensors.torch import save_file
+
+    _, path, _ = _with_encoder(tmp_path, tiny_config)
+    weights = path / "encoder.safetensors"
+    message = "does not match the sha256"
+    if damage == "missing":
+        weights.unlink()
+        message = "encoder.safetensors is missing"
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "tampered":
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    else:  # a valid file of another shape whose sha256 the card was made to agree with
+        save_file({"head.weight": torch.zeros(3, 3)}, str(weights))
+        card = json.loads((path / "model.json").read_text())
+        card["weights"]["encoder"]["sha256"] = sha256_of(weights)
+        (path / "model.json").write_text(json.dumps(card))
+        message = "does not fit the network"
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_checkpoint(path)
+    assert "encoder.safetensors" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_format_1_folders_still_load(tmp_path: Path, tiny_config: NetworkConfig) -> None:
+    path, _ = _save(tmp_path, tiny_config)
+    card = json.loads((path / "model.json").read_text())
+    weights = card.pop("weights")
+    del card["kind"]
+    card["format_version"] = 1
+    card["sha256"] = {entry["file"]: entry["sha256"] for entry in weights.values()}
+    (path / "model.json").write_text(json.dumps(card))
+    loaded = load_checkpoint(path)
+    assert loaded.encoder is None and loaded.version == "1"
