@@ -23,6 +23,7 @@ from app.bench.load import (
     engine_sender,
     http_counters,
     http_sender,
+    until_idle,
 )
 from app.bench.report import Row, plot, ratios, table, write_csv
 from app.engine.runner import SearchRunner
@@ -75,20 +76,8 @@ async def _http_cell(
         measurement = await closed_loop(
             http_sender(http, entry.key), workload, clients, args.warmup, args.duration, http_counters(http)
         )
-        await _until_idle(http)
+        await until_idle(http)
         return measurement
-
-
-async def _until_idle(http: httpx.AsyncClient, timeout: float = 30.0) -> None:
-    """The cancelled clients' searches leave the server before the next cell starts."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        text = (await http.get("/metrics")).text
-        live = [line for line in text.splitlines() if line.startswith("imgcomp_live_slots{")]
-        if all(float(line.rsplit(" ", 1)[1]) == 0 for line in live):
-            return
-        await asyncio.sleep(0.1)
 
 
 def _http_rows(
@@ -122,13 +111,39 @@ def _http_rows(
             emit(Row.of("iteration", "http", args.precisions[0], clients, measurement, flops))
 
 
+def _run_defaults(args: argparse.Namespace, out: TextIO) -> int:
+    """`--defaults OLD,NEW`: each side's server answers requests that carry no budget; one table."""
+    from app.bench.defaults import defaults_rows
+
+    with np.load(args.images) as archive:
+        workload = Workload(archive["images"], None, None, None, args.seed)
+    machine = _machine(args.device)
+    out.write(f"defaults through HTTP on {args.device}: {machine}\n")
+    rows: list[Row] = []
+
+    def emit(row: Row) -> None:
+        rows.append(row)
+        out.write(f"  {row.label} x{row.clients}: {row.completions_per_s:.3f} compl/s, {row.completed} done\n")
+        out.flush()
+
+    defaults_rows(args, workload, emit)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, args.out / "defaults.csv")
+    plot(rows, args.out / "defaults.png", f"previous against new defaults through HTTP ({machine})")
+    out.write("\n" + table(rows) + "\n")
+    out.write(f"wrote {args.out / 'defaults.csv'} and {args.out / 'defaults.png'}\n")
+    return 0
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Measure every cell, print the table and the ratios, write CSV and PNG under `args.out`."""
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.defaults:
+        return _run_defaults(args, out)
     entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
     with np.load(args.images) as archive:
         workload = Workload(archive["images"], args.iterations[0], args.iterations[-1], args.restarts, args.seed)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     checkpoint = entry.load(device)
     machine = _machine(args.device)

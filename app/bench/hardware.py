@@ -44,8 +44,10 @@ class PeakMeter:
         return time.perf_counter() - started
 
 
-def flops_per_image_iteration(generator: nn.Module, discriminator: nn.Module, z_dim: int) -> float:
+def flops_per_image_iteration(generator: nn.Module, discriminator: nn.Module | None, z_dim: int) -> float:
     """FLOPs of one slot's step: G and D forward plus the backward to z, counted from the layer shapes.
+
+    `discriminator=None` counts a step without the prior term (G only), as searches with no prior weight run.
 
     Only convolutions and linear layers count (norms and activations are a few percent and
     memory-bound). G and D are frozen, so the backward computes input gradients only: each
@@ -64,12 +66,15 @@ def flops_per_image_iteration(generator: nn.Module, discriminator: nn.Module, z_
         elif isinstance(module, nn.Linear):
             forward += 2.0 * module.in_features * module.out_features
 
-    layers = [m for net in (generator, discriminator) for m in net.modules() if isinstance(m, _COUNTED)]
+    nets = [generator] if discriminator is None else [generator, discriminator]
+    layers = [m for net in nets for m in net.modules() if isinstance(m, _COUNTED)]
     handles = [layer.register_forward_hook(count) for layer in layers]
     try:
         with torch.no_grad():
             device = next(generator.parameters()).device
-            discriminator(generator(torch.zeros(1, z_dim, device=device)))
+            image = generator(torch.zeros(1, z_dim, device=device))
+            if discriminator is not None:
+                discriminator(image)
     finally:
         for handle in handles:
             handle.remove()

@@ -34,11 +34,12 @@ class Request:
 
     image: np.ndarray  # (H, W, 3) uint8
     hole: np.ndarray  # (H, W) bool
-    iterations: int
-    restarts: int
+    iterations: int | None  # None: the server's default budget
+    restarts: int | None
     seed: int
 
     def job(self, resolution: int) -> SearchJob:
+        assert self.iterations is not None and self.restarts is not None, "the engine modes send explicit budgets"
         prepared = prepare(self.image, self.hole, resolution)
         params = SearchParams(iterations=self.iterations, restarts=self.restarts, seed=self.seed)
         return SearchJob(prepared.target, prepared.hole, params)
@@ -46,12 +47,13 @@ class Request:
 
 @dataclass(frozen=True)
 class Workload:
-    """Real photos with seeded holes and iteration budgets drawn uniformly from [low, high]."""
+    """Real photos with seeded holes and iteration budgets drawn uniformly from [low, high]
+    (or none at all, `low=None`: every request takes the server's defaults)."""
 
     images: np.ndarray  # (N, H, W, 3) uint8
-    low: int
-    high: int
-    restarts: int
+    low: int | None
+    high: int | None
+    restarts: int | None
     seed: int
 
     def request(self, client: int, number: int) -> Request:
@@ -60,7 +62,7 @@ class Workload:
         hole = make_mask(_MASK_KINDS[int(rng.integers(len(_MASK_KINDS)))], image.shape[0], rng)
         image = image.copy()
         image[hole] = 128  # the damage: no method may borrow the hole's true pixels
-        iterations = int(rng.integers(self.low, self.high + 1))
+        iterations = None if self.low is None or self.high is None else int(rng.integers(self.low, self.high + 1))
         return Request(image, hole, iterations, self.restarts, seed=number)
 
 
@@ -155,7 +157,8 @@ def http_sender(http: httpx.AsyncClient, model: str) -> Send:
             "image": ("photo.png", _png(request.image), "image/png"),
             "mask": ("mask.png", _png(request.hole.astype(np.uint8) * 255), "image/png"),
         }
-        data = {"model": model, "iterations": request.iterations, "restarts": request.restarts, "seed": request.seed}
+        budget = {"iterations": request.iterations, "restarts": request.restarts}
+        data = {"model": model, "seed": request.seed} | {k: v for k, v in budget.items() if v is not None}
         response = await http.post("/complete", files=files, data=data)
         if response.status_code != 200:
             raise RuntimeError(f"POST /complete answered {response.status_code}: {response.text[:300]}")
@@ -177,3 +180,15 @@ def http_counters(http: httpx.AsyncClient) -> Callable[[], Awaitable[Counters]]:
         return Counters(values.get("imgcomp_slots_per_step_sum", 0.0), values.get("imgcomp_slots_per_step_count", 0.0))
 
     return read
+
+
+async def until_idle(http: httpx.AsyncClient, timeout: float = 30.0) -> None:
+    """The cancelled clients' searches leave the server before the next cell starts."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        text = (await http.get("/metrics")).text
+        live = [line for line in text.splitlines() if line.startswith("imgcomp_live_slots{")]
+        if all(float(line.rsplit(" ", 1)[1]) == 0 for line in live):
+            return
+        await asyncio.sleep(0.1)

@@ -48,4 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slots", type=int, default=64, help="slot budget per device; request-batch's max batch")
     parser.add_argument("--batch-wait-ms", type=float, default=50.0, help="request-batch's wait for more requests")
     parser.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
+    parser.add_argument(
+        "--defaults",
+        help="instead of the batching modes: compare servers' default searches through HTTP, "
+        "comma-separated model@precision sides, e.g. faces:1@fp32,faces:2@auto (requests carry no budget)",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/bench"), help="folder for bench.csv and bench.png")

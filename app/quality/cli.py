@@ -10,15 +10,20 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from app.engine import MASK_KINDS, PRECISIONS, EngineError, SearchParams, SearchRunner
+from app.engine.search import INITS, params_for
 from app.store import ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
 from training.data import DataError, load_images
+
+if TYPE_CHECKING:
+    from app.quality.curves import Start
 
 # command-line flag -> SearchParams field; a flag left out keeps the engine's default
 SEARCH_FLAGS = ("iterations", "restarts", "prior_weight", "lr", "z_bound", "patience", "seed")
@@ -71,8 +76,43 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="torch CPU threads (default IMGCOMP_TORCH_THREADS, else one per core; 1 is fastest on a busy shared CPU)",
     )
     parser.add_argument("--grid-rows", type=int, default=8, help="photos shown per grid (default 8)")
+    parser.add_argument(
+        "--init", choices=INITS, help="search start (default: encoder where the model has one, else random)"
+    )
+    curves = parser.add_argument_group(
+        "curves", "quality against iterations instead of the method table: curves.md/.csv/.json/.png in --out"
+    )
+    curves.add_argument("--curves", type=_iterations, help="checkpoints, e.g. 0,25,50,100,200,400,800")
+    curves.add_argument(
+        "--starts",
+        help="comma-separated init:restarts:prior_weight, the first is the reference "
+        "(default random:2:0.003, plus encoder:1:0 and encoder:1:0.003 where the model has an encoder)",
+    )
+    curves.add_argument(
+        "--reference-iterations", type=int, default=400, help="the reference start's budget (default 400)"
+    )
     parser.set_defaults(handler=run)
     return parser
+
+
+def _iterations(text: str) -> list[int]:
+    values = sorted({int(part) for part in text.split(",") if part.strip()})
+    if not values or values[0] < 0:
+        raise argparse.ArgumentTypeError(f"checkpoints are iteration counts of 0 or more, got {text!r}")
+    return values
+
+
+def _starts(text: str | None, has_encoder: bool) -> list[Start]:
+    from app.quality.curves import Start
+
+    default = "random:2:0.003" + (",encoder:1:0,encoder:1:0.003" if has_encoder else "")
+    try:
+        starts = [Start.parse(part) for part in (text or default).split(",") if part.strip()]
+    except ValueError as error:
+        raise EvaluateError(str(error)) from None
+    if any(start.init == "encoder" for start in starts) and not has_encoder:
+        raise EvaluateError("this model has no encoder: drop the encoder starts or pick a version with one")
+    return starts
 
 
 def _kinds(text: str) -> list[str]:
@@ -101,11 +141,55 @@ def _select(names: list[str], card: dict[str, Any], all_images: bool, n: int) ->
     return chosen[:n], split
 
 
+def _run_curves(
+    args: argparse.Namespace,
+    model: str,
+    runner: SearchRunner,
+    images: np.ndarray,
+    names: list[str],
+    kinds: list[str],
+    params: SearchParams,
+    starts: list[Start],
+    data: Path,
+    split: str,
+) -> int:
+    """Every start's curve on the same damaged photos; tables and plot to --out, the tables to stdout."""
+    from app.quality.curves import RealismScore, curve_records, write_curves
+    from app.quality.evaluate import make_cases
+
+    cases = [case for kind in kinds for case in make_cases(images, names, kind, args.seed)]
+    realism = RealismScore(runner, images)
+    records = []
+    for start in starts:
+        with tqdm(total=len(cases), unit="search", desc=f"{model} {start.label}") as progress:
+            slots = args.batch * start.restarts
+            records += curve_records(cases, runner, start, args.curves, params, slots, realism, progress.update)
+    settings = {
+        "model": model,
+        "data": str(data),
+        "split": split,
+        "n": len(names),
+        "masks": kinds,
+        "seed": args.seed,
+        "precision": args.precision,
+        "checkpoints": args.curves,
+        "starts": [start.label for start in starts],
+        "command": command(args, data),
+    }
+    text = write_curves(records, args.out, settings, (starts[0].label, args.reference_iterations))
+    sys.stdout.write(text + f"files in {args.out}\n")
+    return 0
+
+
 def command(args: argparse.Namespace, data: Path) -> str:
     """The command line that reproduces this run (every flag that shapes the figures, defaults included)."""
     parts = ["python -m app evaluate", f"--model {args.model}", f"--data {data}", f"--masks {args.masks}"]
     parts += [f"--n {args.n}", f"--seed {args.seed}", f"--precision {args.precision}"]
     parts += ["--all-images"] if args.all_images else []
+    parts += [f"--init {args.init}"] if args.init else []
+    if args.curves:
+        parts += [f"--curves {','.join(map(str, args.curves))}", f"--reference-iterations {args.reference_iterations}"]
+        parts += [f"--starts {args.starts}"] if args.starts else []
     for flag in SEARCH_FLAGS[:-1]:
         if getattr(args, flag) is not None:
             parts.append(f"--{flag.replace('_', '-')} {getattr(args, flag)}")
@@ -128,20 +212,25 @@ def run(args: argparse.Namespace) -> int:
             raise EvaluateError(f"the data set {str(data)!r} is not here: pass --data (npz, folder or zip)")
         photos = load_images(data, entry.resolution)
         chosen, split = _select(photos.names, entry.card, args.all_images, args.n)
-        overrides = {flag: getattr(args, flag) for flag in SEARCH_FLAGS if getattr(args, flag) is not None}
-        params = SearchParams(**overrides)
+        overrides = {flag: getattr(args, flag) for flag in SEARCH_FLAGS}
+        params = params_for(entry.has_encoder, args.init, **overrides)
+        starts = _starts(args.starts, entry.has_encoder) if args.curves else []
         if args.threads is not None:
             if args.threads < 1:
                 raise EvaluateError("--threads must be at least 1")
             torch.set_num_threads(args.threads)
         device = torch.device(args.device)
         checkpoint = entry.load(device)
-        runner = SearchRunner(checkpoint.generator, checkpoint.discriminator, device, args.precision)
+        runner = SearchRunner(
+            checkpoint.generator, checkpoint.discriminator, device, args.precision, checkpoint.encoder
+        )
     except (EvaluateError, UnknownModelError, CheckpointError, DataError, EngineError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
     images = photos.images[chosen].permute(0, 2, 3, 1).numpy()
     names = [photos.names[i] for i in chosen]
+    if args.curves:
+        return _run_curves(args, entry.key, runner, images, names, kinds, params, starts, data, split)
     with tqdm(total=len(kinds) * len(chosen), unit="search", desc=f"evaluating {entry.key}") as progress:
         slots = args.batch * params.restarts
         evaluation = evaluate(images, names, runner, kinds, params, args.seed, slots, progress.update)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.masks import make_mask
 from tests.app.conftest import RESOLUTION, center_hole, damaged, decode, encode, mask_png
+from training.masks import make_mask
 
 
 def _complete(http: httpx.Client, image: bytes, mask: bytes | None = None, **data: str) -> httpx.Response:

@@ -48,3 +48,39 @@ def test_bench_measures_every_cell_and_writes_csv_and_png(
         assert 1 <= float(row["slots_per_step"]) <= int(row["clients"]), row
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
     assert "iteration fp32 at 4 clients" in capsys.readouterr().out
+
+
+def test_defaults_bench_serves_each_side_with_its_own_defaults(
+    make_tiny_store: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from tests.conftest import TINY
+    from training.checkpoint import save_with_encoder
+    from training.networks import Encoder, EncoderConfig
+
+    for name in [name for name in os.environ if name.startswith("IMGCOMP_")]:
+        monkeypatch.delenv(name)
+    store = make_tiny_store(("tiny",))
+    torch.manual_seed(2)
+    save_with_encoder(store / "tiny" / "1", "2", Encoder(TINY, EncoderConfig(width=8, groups=4)).eval(), {})
+    images = tmp_path / "photos.npz"
+    np.savez(images, images=np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
+    argv = ["bench", "--model-store", str(store), "--model", "tiny", "--images", str(images)]
+    argv += ["--defaults", "tiny:1@fp32,tiny:2@bf16", "--http-clients", "1,3", "--duration", "1.5", "--warmup", "0.3"]
+    argv += ["--out", str(tmp_path)]
+    assert main(argv) == 0
+    with (tmp_path / "defaults.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    cells = {(row["mode"], row["precision"], int(row["clients"])) for row in rows}
+    assert cells == {("tiny:1 random", "fp32", c) for c in (1, 3)} | {("tiny:2 encoder", "bf16", c) for c in (1, 3)}
+    for row in rows:
+        assert float(row["image_iterations_per_s"]) > 0, row
+    # the random start's default is 2 restarts stepped together; the encoder's is 1
+    alone = {row["mode"]: float(row["slots_per_step"]) for row in rows if row["clients"] == "1"}
+    assert alone["tiny:1 random"] == pytest.approx(2.0, abs=0.3) and alone["tiny:2 encoder"] <= 1.0
+    assert (tmp_path / "defaults.png").read_bytes().startswith(b"\x89PNG")
+    assert "tiny:2 encoder bf16 http" in capsys.readouterr().out

@@ -1,0 +1,112 @@
+"""Previous defaults against new ones, through HTTP, in one run: what a caller who sends no budget gets.
+
+Each side is a real server (uvicorn on a loopback port, the service's own
+settings) holding one model version at one precision; clients send the same
+seeded damaged photos with no `iterations`, `restarts` or `init`, so each
+server answers with its model's default start and budget. Both servers are up
+for the whole run and the cells alternate between them per client count, so
+a machine that drifts drifts for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import get_args
+
+import httpx
+import torch
+
+from app.bench.hardware import flops_per_image_iteration
+from app.bench.load import Measurement, Workload, closed_loop, http_counters, http_sender, until_idle
+from app.bench.report import Row
+from app.config import Precision
+from app.engine.precision import resolve
+from app.engine.search import params_for
+from app.store import ModelEntry, ModelStore
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the comparison: `model@precision`, e.g. faces:1@fp32."""
+
+    model: str
+    precision: Precision
+
+    @classmethod
+    def parse(cls, text: str) -> Side:
+        model, _, precision = text.strip().partition("@")
+        for known in get_args(Precision):
+            if (precision or "auto") == known:
+                return cls(model, known)
+        raise ValueError(f"precision {precision!r} of {text!r} is not one of {', '.join(get_args(Precision))}")
+
+
+@contextmanager
+def _store_of(entry: ModelEntry) -> Iterator[Path]:
+    """A model store holding only this version (linked, not copied), so its server loads nothing else."""
+    root = Path(tempfile.mkdtemp(prefix="imgcomp-bench-"))
+    try:
+        (root / entry.name).mkdir()
+        (root / entry.name / entry.version).symlink_to(entry.path.resolve(), target_is_directory=True)
+        yield root
+    finally:
+        shutil.rmtree(root)
+
+
+def _flops(entry: ModelEntry) -> float:
+    """Per image-iteration of this version's default search: with D only where its default has a prior."""
+    checkpoint = entry.load(torch.device("cpu"))
+    prior = params_for(entry.has_encoder).prior_weight > 0
+    return flops_per_image_iteration(
+        checkpoint.generator, checkpoint.discriminator if prior else None, checkpoint.config.z_dim
+    )
+
+
+def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[Row], None]) -> None:
+    """Every side at every client count of `--http-clients`, interleaved."""
+    from app.bench.server import serving
+    from app.config import Settings
+
+    store = ModelStore.discover(args.model_store, args.model.partition(":")[0])
+    sides = [Side.parse(text) for text in args.defaults.split(",") if text.strip()]
+    entries = [store.resolve(side.model) for side in sides]
+    with ExitStack() as stack:
+        urls = []
+        for side, entry in zip(sides, entries, strict=True):
+            root = stack.enter_context(_store_of(entry))
+            settings = Settings(
+                model_store=root,
+                default_model=entry.name,
+                devices=args.device,
+                precision=side.precision,
+                queue_size=max(args.http_clients),
+                slots_per_device=args.slots,
+                request_timeout_s=3600,
+                log_level="warning",
+                torch_threads=args.threads,
+            )
+            urls.append(stack.enter_context(serving(settings)))
+        flops = [_flops(entry) for entry in entries]
+        for clients in args.http_clients:
+            for side, entry, url, cost in zip(sides, entries, urls, flops, strict=True):
+                measurement = asyncio.run(_cell(url, entry, workload, clients, args))
+                precision = resolve(side.precision, torch.device(args.device))
+                label = f"{entry.key} {params_for(entry.has_encoder).init}"
+                emit(Row.of(label, "http", precision, clients, measurement, cost))
+
+
+async def _cell(url: str, entry: ModelEntry, workload: Workload, clients: int, args: argparse.Namespace) -> Measurement:
+    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
+    async with httpx.AsyncClient(base_url=url, timeout=None, limits=limits) as http:
+        measurement = await closed_loop(
+            http_sender(http, entry.key), workload, clients, args.warmup, args.duration, http_counters(http)
+        )
+        await until_idle(http)
+        return measurement
