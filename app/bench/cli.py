@@ -111,6 +111,26 @@ def _http_rows(
             emit(Row.of("iteration", "http", args.precisions[0], clients, measurement, flops))
 
 
+def _run_profile(args: argparse.Namespace, out: TextIO) -> int:
+    """`--profile 1,8,32,64`: a step's parts per batch size, precision and variant; one table."""
+    from app.bench.profile import profile
+
+    entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
+    device = torch.device(args.device)
+    checkpoint = entry.load(device)
+    out.write(f"step profile of {entry.key} on {args.device}: {_machine(args.device)}\n")
+    profile(
+        checkpoint.generator,
+        checkpoint.discriminator,
+        device,
+        args.profile,
+        args.precisions,
+        out,
+        compile_step=args.compile,
+    )
+    return 0
+
+
 def _run_defaults(args: argparse.Namespace, out: TextIO) -> int:
     """`--defaults OLD,NEW`: each side's server answers requests that carry no budget; one table."""
     from app.bench.defaults import defaults_rows
@@ -141,6 +161,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         torch.set_num_threads(args.threads)
     if args.defaults:
         return _run_defaults(args, out)
+    if args.profile:
+        return _run_profile(args, out)
     entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
     with np.load(args.images) as archive:
         workload = Workload(archive["images"], args.iterations[0], args.iterations[-1], args.restarts, args.seed)

@@ -53,4 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead of the batching modes: compare servers' default searches through HTTP, "
         "comma-separated model@precision sides, e.g. faces:1@fp32,faces:2@auto (requests carry no budget)",
     )
+    parser.add_argument(
+        "--profile",
+        type=_ints,
+        help="instead of the batching modes: time a step's parts (G, D, backward) at these batch sizes, e.g. 1,8,32,64",
+    )
+    parser.add_argument("--compile", action="store_true", help="with --profile: also time torch.compile'd networks")
     parser.add_argument("--out", type=Path, default=Path("docs/bench"), help="folder for bench.csv and bench.png")

@@ -85,8 +85,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     curves.add_argument("--curves", type=_iterations, help="checkpoints, e.g. 0,25,50,100,200,400,800")
     curves.add_argument(
         "--starts",
-        help="comma-separated init:restarts:prior_weight, the first is the reference "
-        "(default random:2:0.003, plus encoder:1:0 and encoder:1:0.003 where the model has an encoder)",
+        help="comma-separated init:restarts:prior_weight[:until], the first is the reference "
+        "(default random:2:0.003, plus encoder:1:0 and encoder:1:0.003:200 where the model has an encoder)",
     )
     curves.add_argument(
         "--reference-iterations", type=int, default=400, help="the reference start's budget (default 400)"
@@ -105,7 +105,7 @@ def _iterations(text: str) -> list[int]:
 def _starts(text: str | None, has_encoder: bool) -> list[Start]:
     from app.quality.curves import Start
 
-    default = "random:2:0.003" + (",encoder:1:0,encoder:1:0.003" if has_encoder else "")
+    default = "random:2:0.003" + (",encoder:1:0,encoder:1:0.003:200" if has_encoder else "")
     try:
         starts = [Start.parse(part) for part in (text or default).split(",") if part.strip()]
     except ValueError as error:

@@ -31,11 +31,15 @@ CURVE_METRICS = ("psnr", "ssim", "realism")
 
 @dataclass(frozen=True)
 class Start:
-    """How a curve's searches start and what each step costs: `init:restarts:prior_weight`."""
+    """How a curve's searches start and what each step costs: `init:restarts:prior_weight[:until]`.
+
+    `until` stops this start's curve at that many iterations (an ablation need not pay for the whole range).
+    """
 
     init: Init
     restarts: int
     prior_weight: float
+    until: int | None = None
 
     @property
     def label(self) -> str:
@@ -44,10 +48,12 @@ class Start:
     @classmethod
     def parse(cls, text: str) -> Start:
         parts = text.strip().split(":")
-        if len(parts) != 3 or parts[0] not in INITS:
-            raise ValueError(f"a start is init:restarts:prior_weight with init one of {', '.join(INITS)}, got {text!r}")
+        if len(parts) not in (3, 4) or parts[0] not in INITS:
+            raise ValueError(
+                f"a start is init:restarts:prior_weight[:until] with init one of {', '.join(INITS)}, got {text!r}"
+            )
         init: Init = "encoder" if parts[0] == "encoder" else "random"
-        return cls(init, int(parts[1]), float(parts[2]))
+        return cls(init, int(parts[1]), float(parts[2]), int(parts[3]) if len(parts) == 4 else None)
 
 
 def step_of(iterations: int) -> int:
@@ -83,6 +89,7 @@ def curve_records(
     progress: Callable[[int], None] | None = None,
 ) -> list[Record]:
     """Every case searched from `start` to the largest checkpoint; one scored record per (case, checkpoint)."""
+    checkpoints = [k for k in checkpoints if start.until is None or k <= start.until]
     top = max(checkpoints)
     params = replace(
         base, init=start.init, restarts=start.restarts, prior_weight=start.prior_weight, iterations=max(top, 1)

@@ -26,7 +26,8 @@ def test_defaults_and_environment(store: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.torch_threads == 1
     assert settings.devices == ("cpu", "cpu")
     assert (settings.port, settings.host, settings.log_level) == (9001, "127.0.0.1", "warning")
-    assert (settings.default_model, settings.precision, settings.default_iterations) == ("faces", "fp32", 400)
+    # unset budgets: each model's start picks its measured defaults (app.engine.search.DEFAULTS)
+    assert (settings.default_model, settings.precision, settings.default_iterations) == ("faces", "auto", None)
 
 
 def test_auto_devices_resolve(store: Path) -> None:
@@ -79,3 +80,14 @@ def test_serve_refuses_with_one_line(
     monkeypatch.chdir(tmp_path)  # no ./model_store here
     assert main(["serve"]) == 2
     assert "IMGCOMP_MODEL_STORE" in capsys.readouterr().err
+
+
+def test_auto_precision_is_bf16_only_where_the_device_has_it() -> None:
+    import torch
+
+    from app.engine.precision import native_precision, resolve
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert native_precision(torch.device("cpu")) == ("bf16" if native else "fp32")
+    assert resolve("auto", torch.device("cpu")) == native_precision(torch.device("cpu"))
+    assert resolve("fp32", torch.device("cpu")) == "fp32"

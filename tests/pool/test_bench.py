@@ -84,3 +84,21 @@ def test_defaults_bench_serves_each_side_with_its_own_defaults(
     assert alone["tiny:1 random"] == pytest.approx(2.0, abs=0.3) and alone["tiny:2 encoder"] <= 1.0
     assert (tmp_path / "defaults.png").read_bytes().startswith(b"\x89PNG")
     assert "tiny:2 encoder bf16 http" in capsys.readouterr().out
+
+
+def test_step_profile_prints_every_variant(
+    make_tiny_store: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = make_tiny_store(("tiny",))
+    argv = ["bench", "--model-store", str(store), "--model", "tiny", "--profile", "1,4", "--precisions", "fp32"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("plain", "channels"))]
+    assert [(line[0], line[2]) for line in lines] == [
+        ("plain", "1"),
+        ("plain", "4"),
+        ("channels_last", "1"),
+        ("channels_last", "4"),
+    ]
+    for line in lines:
+        g_forward, d_forward, step, without_d = float(line[3]), float(line[4]), float(line[6]), float(line[7])
+        assert 0 < g_forward < step and 0 < d_forward < step and 0 < without_d, line

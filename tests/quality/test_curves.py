@@ -43,7 +43,8 @@ def test_each_checkpoint_is_the_answer_of_that_budget(runner: SearchRunner, face
 def test_start_spec_is_parsed_or_refused() -> None:
     assert Start.parse("encoder:1:0") == Start("encoder", 1, 0.0)
     assert Start.parse("random:2:0.003").label == "random:2:0.003"
-    with pytest.raises(ValueError, match="init:restarts:prior_weight"):
+    assert Start.parse("encoder:1:0.003:100") == Start("encoder", 1, 0.003, until=100)
+    with pytest.raises(ValueError, match=r"init:restarts:prior_weight\[:until\]"):
         Start.parse("sideways:1:0")
 
 
