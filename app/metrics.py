@@ -17,7 +17,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 300)
 _STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 _SLOT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-_ITERATION_BUCKETS = (1, 10, 50, 100, 200, 400, 600, 800, 1000, 1500, 2000, 5000)
+_ITERATION_BUCKETS = (0, 1, 10, 25, 50, 100, 200, 400, 600, 800, 1000, 1500, 2000, 5000)
 
 
 class Metrics:
@@ -61,7 +61,9 @@ class Metrics:
         )
         self.iterations_per_request = Histogram(
             "imgcomp_iterations_per_request",
-            "Search iterations a request actually ran (early stop makes it less than its budget).",
+            "Search iterations a request actually ran (early stop makes it less than its budget), "
+            "by where it started (encoder guess or random z; 0 = the encoder's one-pass answer).",
+            ["init"],
             buckets=_ITERATION_BUCKETS,
             registry=r,
         )

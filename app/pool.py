@@ -259,8 +259,8 @@ class IterationPool:
         for slots, seconds in out.steps:
             metrics.slots_per_step.observe(slots)
             metrics.step_duration.labels(device=device).observe(seconds)
-        for _, result in out.finished:
-            metrics.iterations_per_request.observe(result.iterations)
+        for ticket, result in out.finished:
+            metrics.iterations_per_request.labels(init=ticket.job.job.params.init).observe(result.iterations)
         metrics.live_slots.labels(device=device).set(live)
         metrics.queue_depth.set(self._scheduler.waiting)
 

@@ -76,7 +76,7 @@ def test_metrics_parse_and_count(ops: httpx.Client, faces: np.ndarray) -> None:
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
     assert samples[("imgcomp_requests_total", (("model", "tiny"), ("status", "200")))] >= 1
     assert samples[("imgcomp_rejections_total", (("reason", "invalid-parameter"),))] >= 1
-    assert samples[("imgcomp_iterations_per_request_count", ())] >= 1
+    assert samples[("imgcomp_iterations_per_request_count", (("init", "random"),))] >= 1  # tiny has no encoder
     info = (("dataset", "none (test)"), ("model", "tiny"), ("resolution", str(RESOLUTION)), ("version", "1"))
     assert samples[("imgcomp_model_info", info)] == 1
     assert any(name == "imgcomp_device_info" and dict(labels)["device"] == "cpu" for name, labels in samples)
