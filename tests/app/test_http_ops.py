@@ -55,7 +55,9 @@ def test_models_and_samples(ops: httpx.Client, samples: np.ndarray) -> None:
         "version": "1",
         "key": "tiny:1",
         "latest": True,
+        "kind": "search",
         "resolution": RESOLUTION,
+        "encoder": False,
         "dataset": "none (test)",
         "samples_url": None,
     }
