@@ -14,6 +14,7 @@ sample gets a hole from a random family of `training.masks`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,7 @@ class EncoderTrainer:
         self.optimizer = torch.optim.Adam(self.encoder.parameters(), lr=settings.lr)
         # cosine to 5 % of the rate: big steps early, settled weights at the end
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(s / settings.steps, 1.0)))
+            self.optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / settings.steps, 1.0)))
         )
         self.device, self.precision, self.settings = device, precision, settings
 
