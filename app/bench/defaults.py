@@ -34,17 +34,22 @@ from app.store import ModelEntry, ModelStore
 
 @dataclass(frozen=True)
 class Side:
-    """One side of the comparison: `model@precision`, e.g. faces:1@fp32."""
+    """One side of the comparison: `model@precision[/iterations]`, e.g. faces:1@fp32 or faces:2@auto/0.
+
+    `/iterations` sets the server's default budget (IMGCOMP_DEFAULT_ITERATIONS), e.g. 0 for the one-pass answer.
+    """
 
     model: str
     precision: Precision
+    iterations: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> Side:
-        model, _, precision = text.strip().partition("@")
+        spec, _, iterations = text.strip().partition("/")
+        model, _, precision = spec.partition("@")
         for known in get_args(Precision):
             if (precision or "auto") == known:
-                return cls(model, known)
+                return cls(model, known, int(iterations) if iterations else None)
         raise ValueError(f"precision {precision!r} of {text!r} is not one of {', '.join(get_args(Precision))}")
 
 
@@ -86,6 +91,7 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
                 default_model=entry.name,
                 devices=args.device,
                 precision=side.precision,
+                default_iterations=side.iterations,
                 queue_size=max(args.http_clients),
                 slots_per_device=args.slots,
                 request_timeout_s=3600,
@@ -98,7 +104,8 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
             for side, entry, url, cost in zip(sides, entries, urls, flops, strict=True):
                 measurement = asyncio.run(_cell(url, entry, workload, clients, args))
                 precision = resolve(side.precision, torch.device(args.device))
-                label = f"{entry.key} {params_for(entry.has_encoder).init}"
+                budget = "" if side.iterations is None else f" {side.iterations} it"
+                label = f"{entry.key} {params_for(entry.has_encoder).init}{budget}"
                 emit(Row.of(label, "http", precision, clients, measurement, cost))
 
 

@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--defaults",
         help="instead of the batching modes: compare servers' default searches through HTTP, "
-        "comma-separated model@precision sides, e.g. faces:1@fp32,faces:2@auto (requests carry no budget)",
+        "comma-separated model@precision[/iterations] sides, e.g. faces:1@fp32,faces:2@auto,faces:2@auto/0 "
+        "(requests carry no budget; /N sets that server's default iterations)",
     )
     parser.add_argument(
         "--profile",

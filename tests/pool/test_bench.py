@@ -70,13 +70,15 @@ def test_defaults_bench_serves_each_side_with_its_own_defaults(
     images = tmp_path / "photos.npz"
     np.savez(images, images=np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
     argv = ["bench", "--model-store", str(store), "--model", "tiny", "--images", str(images)]
-    argv += ["--defaults", "tiny:1@fp32,tiny:2@bf16", "--http-clients", "1,3", "--duration", "1.5", "--warmup", "0.3"]
+    argv += ["--defaults", "tiny:1@fp32,tiny:2@bf16,tiny:2@bf16/0", "--http-clients", "1,3"]
+    argv += ["--duration", "1.5", "--warmup", "0.3"]
     argv += ["--out", str(tmp_path)]
     assert main(argv) == 0
     with (tmp_path / "defaults.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     cells = {(row["mode"], row["precision"], int(row["clients"])) for row in rows}
-    assert cells == {("tiny:1 random", "fp32", c) for c in (1, 3)} | {("tiny:2 encoder", "bf16", c) for c in (1, 3)}
+    sides = [("tiny:1 random", "fp32"), ("tiny:2 encoder", "bf16"), ("tiny:2 encoder 0 it", "bf16")]
+    assert cells == {(mode, precision, c) for mode, precision in sides for c in (1, 3)}
     for row in rows:
         assert float(row["image_iterations_per_s"]) > 0, row
     # the random start's default is 2 restarts stepped together; the encoder's is 1
