@@ -10,10 +10,10 @@ import pytest
 
 from tests.app.conftest import center_hole, decode, encode, mask_png, serving
 from tests.conftest import FACES_NPZ, SHIPPED_STORE
-from training.checkpoint import read_card
+from training.checkpoint import has_encoder, read_card
 
 # IMGCOMP_FACES_MODEL points the test at another version folder while the shipped one trains (as in tests/engine)
-MODEL = Path(os.environ.get("IMGCOMP_FACES_MODEL", SHIPPED_STORE / "faces" / "1"))
+MODEL = Path(os.environ.get("IMGCOMP_FACES_MODEL", SHIPPED_STORE / "faces" / "2"))
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -36,10 +36,11 @@ def test_held_out_face_over_http(faces: np.ndarray) -> None:
         response = http.post(
             "/complete",
             files={"image": ("face.png", encode(upload)), "mask": ("mask.png", mask_png(hole))},
-            data={"model": key, "iterations": "200", "restarts": "2"},
+            data={"model": key},  # the shipped defaults: the encoder's start and its measured budget
         )
     assert response.status_code == 200, response.text
     assert response.headers["x-model"] == key
+    assert response.headers["x-init"] == ("encoder" if has_encoder(read_card(MODEL)) else "random")
     restored = decode(response.content)
     np.testing.assert_array_equal(restored[~hole], truth[~hole])
     assert _psnr(restored[hole], truth[hole]) > _psnr(upload[hole], truth[hole]) + 5.0
