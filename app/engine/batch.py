@@ -135,7 +135,7 @@ class SearchBatch:
     def add(self, job: SearchJob) -> int:
         """Admit a job: one new slot per restart. Returns its key for `pop`/`cancel`."""
         job.check(self.channels, self.resolution)
-        params, count = job.params, job.params.restarts
+        params, count, budget = job.params, job.params.restarts, job.budget
         key, self._next_key = self._next_key, self._next_key + 1
         weights = importance_weights(job.hole.to(self.device), params.window)
 
@@ -151,7 +151,7 @@ class SearchBatch:
             lr=fill(params.lr),
             prior_weight=fill(params.prior_weight),
             z_bound=fill(params.z_bound),
-            budget=fill(params.iterations, torch.int64),
+            budget=fill(budget, torch.int64),
             patience=fill(params.patience, torch.int64),
             tolerance=fill(params.tolerance),
             best_loss=fill(math.inf),
@@ -166,7 +166,7 @@ class SearchBatch:
         self._owner += [key] * count
         self._restart += list(range(count))
         self._prior += [params.prior_weight > 0] * count
-        self._searching += [params.iterations > 0] * count
+        self._searching += [budget > 0] * count
         self._searches[key] = _Search(job=job, admitted=time.perf_counter(), live=count)
         return key
 

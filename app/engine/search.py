@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from app.engine.errors import EngineError, MaskError, ParamsError
 
@@ -24,10 +25,11 @@ class SearchParams:
     has not fallen by a `tolerance` share for `patience` iterations. `init`: where
     restart 0 starts, a seeded random z or the model's encoder's guess E(x); later
     restarts start at that guess plus `init_noise` times seeded Gaussian noise.
-    `iterations=0` with the encoder is the one-pass answer G(E(x)).
+    `iterations=0` with the encoder is the one-pass answer G(E(x)); `iterations=None` with the
+    encoder lets the hole decide (`HoleBudget`).
     """
 
-    iterations: int = 400
+    iterations: int | None = 400
     restarts: int = 2
     prior_weight: float = 0.003  # lambda, Yeh et al. section 4
     lr: float = 0.03
@@ -44,6 +46,8 @@ class SearchParams:
             raise ParamsError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.iterations == 0 and self.init != "encoder":
             raise ParamsError("iterations=0 (one pass, G(E(x))) needs init=encoder: a random start has no answer yet")
+        if self.iterations is None and self.init != "encoder":
+            raise ParamsError("a budget chosen by the hole needs init=encoder: give a random start its iterations")
         limits: dict[str, tuple[float, float]] = {
             "iterations": (0, 100_000),
             "restarts": (1, 64),
@@ -57,11 +61,12 @@ class SearchParams:
             "init_noise": (0.0, 10.0),
         }
         for field in fields(self):
-            if field.name == "init":
+            if field.name == "init" or (field.name == "iterations" and self.iterations is None):
                 continue
             value = getattr(self, field.name)
             low, high = limits[field.name]
-            if isinstance(value, bool) or (isinstance(field.default, int) and not isinstance(value, int)):
+            whole = field.name == "iterations" or isinstance(field.default, int)
+            if isinstance(value, bool) or (whole and not isinstance(value, int)):
                 raise ParamsError(f"{field.name} must be a whole number, got {value!r}")
             if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
                 raise ParamsError(f"{field.name} must lie in [{low:g}, {high:g}], got {value!r}")
@@ -69,11 +74,34 @@ class SearchParams:
             raise ParamsError(f"window must be odd so it is centred on its pixel, got {self.window}")
 
 
+@dataclass(frozen=True)
+class HoleBudget:
+    """Iterations from how deep the hole reaches: few where it is deep, more where every hole pixel is near context.
+
+    The curves (docs/evaluation/curves) show why: from the encoder's guess, a deep hole (a lost
+    block, half a photo) gets *worse* as the search fits the known pixels ever more closely and
+    pulls the hole's content after them, while a thin or scattered hole keeps improving up to
+    ~100 iterations as the context pins it down. Depth is the largest distance from a hole pixel
+    to the nearest known one, as a share of the model's side (0.1875: 12 pixels of 64).
+    """
+
+    deep_share: float = 0.1875
+    deep: int = 25
+    shallow: int = 100
+
+    def __call__(self, hole: torch.Tensor) -> int:
+        depth = float(ndimage.distance_transform_edt(hole.cpu().numpy()).max())
+        return self.deep if depth >= self.deep_share * hole.shape[-1] else self.shallow
+
+
+HOLE_BUDGET = HoleBudget()
+
 # Per start, the budget and prior chosen from `python -m app evaluate --curves` (docs/evaluation/curves):
-# from the encoder's guess a short search without the discriminator's prior matches the random start's
-# 400 x 2 with the prior; the random start keeps the previous release's defaults, so answers do not move.
-DEFAULTS: dict[str, dict[str, int | float]] = {
-    "encoder": {"iterations": 100, "restarts": 1, "prior_weight": 0.0},
+# from the encoder's guess a search without the discriminator's prior, its length set by the hole,
+# matches or beats the random start's 400 x 2 with the prior; the random start keeps the previous
+# release's defaults, so its answers do not move.
+DEFAULTS: dict[str, dict[str, int | float | None]] = {
+    "encoder": {"iterations": None, "restarts": 1, "prior_weight": 0.0},
     "random": {"iterations": 400, "restarts": 2, "prior_weight": 0.003},
 }
 
@@ -97,6 +125,11 @@ class SearchJob:
     target: torch.Tensor  # (C, R, R) float in [-1, 1]
     hole: torch.Tensor  # (R, R) bool, True = missing
     params: SearchParams = SearchParams()
+
+    @property
+    def budget(self) -> int:
+        """Iterations per restart: the caller's, or the hole's (`HOLE_BUDGET`)."""
+        return self.params.iterations if self.params.iterations is not None else HOLE_BUDGET(self.hole)
 
     def check(self, channels: int, resolution: int) -> None:
         """Raise a named error unless this job fits a model of this shape."""

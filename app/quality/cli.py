@@ -154,7 +154,7 @@ def _run_curves(
     split: str,
 ) -> int:
     """Every start's curve on the same damaged photos; tables and plot to --out, the tables to stdout."""
-    from app.quality.curves import RealismScore, curve_records, write_curves
+    from app.quality.curves import RealismScore, Start, curve_records, default_budgets, write_curves
     from app.quality.evaluate import make_cases
 
     cases = [case for kind in kinds for case in make_cases(images, names, kind, args.seed)]
@@ -176,7 +176,10 @@ def _run_curves(
         "starts": [start.label for start in starts],
         "command": command(args, data),
     }
-    text = write_curves(records, args.out, settings, (starts[0].label, args.reference_iterations))
+    default = params_for(runner.has_encoder)
+    budgets = default_budgets(records, args.seed, images.shape[1], default)
+    label = Start(default.init, default.restarts, default.prior_weight).label
+    text = write_curves(records, args.out, settings, (starts[0].label, args.reference_iterations), (label, budgets))
     sys.stdout.write(text + f"files in {args.out}\n")
     return 0
 

@@ -21,10 +21,11 @@ import torch
 
 from app.engine import SearchJob, SearchParams, SearchRunner, finish, prepare
 from app.engine.search import INITS, Init
-from app.quality.evaluate import Case
+from app.quality.evaluate import Case, case_rng
 from app.quality.gaps import Record, verdict
 from app.quality.metrics import hole_psnr, ssim
 from app.quality.stats import Interval, mean_interval
+from training.masks import make_mask
 
 CURVE_METRICS = ("psnr", "ssim", "realism")
 
@@ -176,6 +177,34 @@ def curve_gaps(records: Sequence[Record], reference: tuple[str, int]) -> list[Cu
     return gaps
 
 
+def budget_rows(
+    records: Sequence[Record], budgets: dict[tuple[str, int], int], start: str, reference: tuple[str, int]
+) -> str:
+    """Markdown: `start` at each photo's own budget (e.g. the service's `HOLE_BUDGET`), per family, with its
+    mean iterations, scores and paired hole PSNR gap to the reference. Exact, not interpolated: each photo's
+    record at its budget is that budget's answer."""
+    found = {(str(r["kind"]), int(r["index"]), str(r["start"]), int(r["iterations"])): r for r in records}
+    lines = [
+        f"| masks | mean iterations | hole PSNR dB | SSIM | minus {reference[0]} at {reference[1]}, hole PSNR |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind in dict.fromkeys(k for k, _ in budgets):
+        photos = [(i, k) for (family, i), k in budgets.items() if family == kind]
+        chosen = [found.get((kind, i, start, k)) for i, k in photos]
+        base = [found.get((kind, i, *reference)) for i, _ in photos]
+        if any(r is None for r in chosen) or any(r is None for r in base):
+            continue  # a budget or the reference that this run did not read
+        psnr = mean_interval([float(r["psnr"]) for r in chosen if r])
+        quality = mean_interval([float(r["ssim"]) for r in chosen if r])
+        gap = mean_interval([float(a["psnr"]) - float(b["psnr"]) for a, b in zip(chosen, base, strict=True) if a and b])
+        lines.append(
+            f"| {kind} | {np.mean([k for _, k in photos]):.0f} | {psnr.mean:.2f} ± {psnr.half_width:.2f} "
+            f"| {quality.mean:.3f} ± {quality.half_width:.3f} "
+            f"| {gap.mean:+.2f} [{gap.low:+.2f}, {gap.high:+.2f}] {verdict(gap)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def format_curves(cells: dict[tuple[str, str, int, str], Interval], metric: str, digits: int) -> str:
     """Markdown: a row per (family, start), a column per checkpoint, `mean ± half-width`."""
     iterations = sorted({k for _, _, k, _ in cells})
@@ -248,8 +277,43 @@ def plot_curves(cells: dict[tuple[str, str, int, str], Interval], path: str, tit
     plt.close(fig)
 
 
-def write_curves(records: Sequence[Record], out: Path, settings: dict[str, Any], reference: tuple[str, int]) -> str:
-    """curves.csv (per photo), curves.json (settings and cells), curves.md (tables, paired gaps), curves.png."""
+def default_budgets(
+    records: Sequence[Record], seed: int, resolution: int, default: SearchParams
+) -> dict[tuple[str, int], int]:
+    """Each evaluated photo's budget under `default` (e.g. the hole's, `HOLE_BUDGET`), from its seeded mask."""
+    photos = dict.fromkeys((str(r["kind"]), int(r["index"])) for r in records)
+    blank = torch.zeros(3, resolution, resolution)
+    return {
+        (kind, index): SearchJob(
+            blank, torch.from_numpy(make_mask(kind, resolution, case_rng(seed, kind, index))), default
+        ).budget
+        for kind, index in photos
+    }
+
+
+def read_curves(folder: Path) -> tuple[list[Record], dict[str, Any]]:
+    """A written curves folder back: the per-photo records (typed) and the run's settings."""
+    types = {"index": int, "iterations": int, "ran": int, "psnr": float, "ssim": float, "realism": float}
+    with (folder / "curves.csv").open() as handle:
+        records: list[Record] = [
+            {key: types[key](value) if key in types else value for key, value in row.items()}
+            for row in csv.DictReader(handle)
+        ]
+    document = json.loads((folder / "curves.json").read_text())
+    return records, {k: v for k, v in document.items() if k != "cells"}
+
+
+def write_curves(
+    records: Sequence[Record],
+    out: Path,
+    settings: dict[str, Any],
+    reference: tuple[str, int],
+    default: tuple[str, dict[tuple[str, int], int]] | None = None,
+) -> str:
+    """curves.csv (per photo), curves.json (settings and cells), curves.md (tables, paired gaps), curves.png.
+
+    `default`: a start and each photo's budget under the service's default, shown as its own table.
+    """
     out.mkdir(parents=True, exist_ok=True)
     with (out / "curves.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(records[0]))
@@ -257,7 +321,7 @@ def write_curves(records: Sequence[Record], out: Path, settings: dict[str, Any],
         writer.writerows(records)
     cells = curve_cells(records)
     document = {
-        **settings,
+        **{k: v for k, v in settings.items() if k != "reference"},
         "reference": {"start": reference[0], "iterations": reference[1]},
         "cells": [
             {"kind": kind, "start": start, "iterations": iterations, "metric": metric, **interval.to_dict()}
@@ -286,6 +350,15 @@ def write_curves(records: Sequence[Record], out: Path, settings: dict[str, Any],
             "",
             format_curve_gaps(curve_gaps(records, reference), reference),
         ]
+        + (
+            [
+                f"## The service default: {default[0]}, iterations set by the hole (app.engine.search.HOLE_BUDGET)",
+                "",
+                budget_rows(records, default[1], default[0], reference),
+            ]
+            if default
+            else []
+        )
     )
     (out / "curves.md").write_text(text)
     plot_curves(cells, str(out / "curves.png"), f"{settings['model']}: {settings['n']} {settings['split']} photos")

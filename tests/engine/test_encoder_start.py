@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from app.engine import ParamsError, SearchJob, SearchParams, SearchRunner, make_mask
-from app.engine.search import DEFAULTS, params_for
+from app.engine.search import DEFAULTS, HOLE_BUDGET, params_for
 from tests.conftest import TINY
 from training.networks import Discriminator, Encoder, EncoderConfig, Generator
 
@@ -103,3 +103,20 @@ def test_peek_is_the_answer_of_a_shorter_budget(encoded: SearchRunner) -> None:
     assert peeked.iterations == short.iterations
     torch.testing.assert_close(peeked.generated, short.generated, rtol=0, atol=0)
     assert peeked.loss == short.loss
+
+
+def test_the_hole_sets_the_default_budget(encoded: SearchRunner) -> None:
+    """Deep holes (a lost block, half the photo) get the short budget, thin and scattered ones the longer."""
+    assert params_for(True).iterations is None
+    rng = np.random.default_rng(0)
+    budgets = {kind: HOLE_BUDGET(torch.from_numpy(make_mask(kind, 64, rng))) for kind in ("center", "half", "random80")}
+    assert budgets == {"center": HOLE_BUDGET.deep, "half": HOLE_BUDGET.deep, "random80": HOLE_BUDGET.shallow}
+    assert HOLE_BUDGET(torch.from_numpy(make_mask("center", R, rng))) == HOLE_BUDGET.deep  # a share of the side
+    deep = job(0, iterations=None)  # a centre hole
+    scattered = torch.from_numpy(make_mask("random80", R, rng))
+    thin = SearchJob(deep.target.masked_fill(scattered, 0.0), scattered, deep.params)
+    assert (deep.budget, thin.budget) == (HOLE_BUDGET.deep, HOLE_BUDGET.shallow)
+    results = encoded.run([deep, thin])
+    assert results[0].iterations <= HOLE_BUDGET.deep < results[1].iterations <= HOLE_BUDGET.shallow
+    with pytest.raises(ParamsError, match="needs init=encoder"):
+        SearchParams(iterations=None, init="random")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from app.engine.search import SearchJob
 from app.quality.curves import RealismScore, Start, curve_records
 from app.quality.evaluate import make_cases
 from app.quality.metrics import hole_psnr
-from tests.conftest import TINY
+from tests.conftest import REPO, TINY
 from tests.quality.test_evaluate import evaluate_cli, store_and_data  # noqa: F401  (a fixture)
 from training.checkpoint import save_with_encoder
 from training.networks import Encoder, EncoderConfig
@@ -58,20 +61,38 @@ def test_curves_cli_writes_tables_plot_and_gaps(
     save_with_encoder(store / "tiny" / "1", "2", Encoder(TINY, EncoderConfig(width=8, groups=4)).eval(), {})
     out = tmp_path / "curves"
     argv = ["--model", "tiny", "--model-store", str(store), "--data", str(data), "--out", str(out)]
-    argv += ["--masks", "center,half", "--curves", "0,2,4", "--reference-iterations", "4", "--batch", "3"]
+    argv += ["--masks", "center,half", "--curves", "0,2,25", "--reference-iterations", "2", "--batch", "3"]
     assert evaluate_cli(argv) == 0
     with (out / "curves.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     starts = {"random:2:0.003", "encoder:1:0", "encoder:1:0.003"}
-    assert {(r["start"], r["iterations"]) for r in rows} == {(s, k) for s in starts for k in ("0", "2", "4")}
+    assert {(r["start"], r["iterations"]) for r in rows} == {(s, k) for s in starts for k in ("0", "2", "25")}
     assert len(rows) == 3 * 3 * 2 * 4  # starts x checkpoints x families x held-out photos
     encoder_zero = [r for r in rows if r["start"] == "encoder:1:0" and r["iterations"] == "0"]
     assert all(r["ran"] == "0" for r in encoder_zero)
     text = (out / "curves.md").read_text()
-    assert "Hole PSNR minus random:2:0.003 at 4 iterations" in text and "| encoder:1:0 | 2 |" in text
-    assert json.loads((out / "curves.json").read_text())["checkpoints"] == [0, 2, 4]
+    assert "Hole PSNR minus random:2:0.003 at 2 iterations" in text and "| encoder:1:0 | 25 |" in text
+    assert json.loads((out / "curves.json").read_text())["checkpoints"] == [0, 2, 25]
     assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")
     assert "## Paired gaps" in capsys.readouterr().out
+    assert "## The service default: encoder:1:0, iterations set by the hole" in text
+    # a 32x32 centre hole is 8 pixels deep, a quarter of the side, half a photo 16: both take the short budget
+    assert "| center | 25 |" in text and "| half | 25 |" in text
+    (out / "curves.md").unlink()
+    report = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "curves_report.py"),
+            str(out),
+            "--resolution",
+            "32",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert report.returncode == 0, report.stderr
+    assert (out / "curves.md").read_text() == text
 
 
 def test_curves_refuse_encoder_starts_without_an_encoder(
