@@ -82,6 +82,14 @@ def _serve(args: argparse.Namespace) -> int:
         listener.close()
         print(f"cannot listen on {settings.host}:{settings.port}: {error.strerror}", file=sys.stderr)
         return 2
+    # every weight file checked before uvicorn starts: a missing, truncated, tampered or misshapen file is
+    # one line naming it and exit 2, not a traceback from the lifespan
+    try:
+        ModelStore.discover(settings.model_store, settings.default_model).verify()
+    except (CheckpointError, UnknownModelError) as error:
+        listener.close()
+        print(f"cannot serve {settings.model_store}: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # one process: every device is inside it, and Prometheus needs no multiprocess mode
     # on SIGTERM uvicorn stops accepting, lets in-flight requests finish for the grace period, then the

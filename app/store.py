@@ -89,6 +89,11 @@ class ModelStore:
             )
         return cls(entries, default_model)
 
+    def verify(self) -> None:
+        """Load every version once on the CPU (checksums, shapes, configs) and drop it; raises CheckpointError."""
+        for entry in self.entries():
+            entry.load(torch.device("cpu"))
+
     def entries(self) -> list[ModelEntry]:
         """Every version of every model, by name then version."""
         return [entry for versions in self._versions.values() for entry in versions]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from tests.app.conftest import good_request, serve_env, serve_subprocess
+from tests.app.conftest import free_port, good_request, serve_env, serve_subprocess
 from tests.conftest import REPO
 
 
@@ -39,3 +39,25 @@ def test_serve_on_a_taken_port_fails_at_once_with_one_line(make_tiny_store: Call
     assert result.returncode == 2
     assert result.stderr.strip() == f"cannot listen on 127.0.0.1:{port}: Address already in use"
     assert result.stdout == ""
+
+
+def test_a_broken_encoder_file_stops_serve_with_one_line_naming_it(make_tiny_store: Callable[..., Path]) -> None:
+    import torch
+
+    from tests.conftest import TINY
+    from training.checkpoint import save_with_encoder
+    from training.networks import Encoder, EncoderConfig
+
+    store = make_tiny_store(("tiny",))
+    torch.manual_seed(0)
+    version = save_with_encoder(store / "tiny" / "1", "2", Encoder(TINY, EncoderConfig(width=8, groups=4)), {})
+    weights = version / "encoder.safetensors"
+    weights.write_bytes(weights.read_bytes()[:64])  # truncated, as an interrupted copy leaves it
+    env = serve_env(store, free_port())
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"cannot serve {store}: {weights} does not match the sha256 in model.json: the file was altered or corrupted"
+    )
