@@ -76,22 +76,22 @@ class SearchParams:
 
 @dataclass(frozen=True)
 class HoleBudget:
-    """Iterations from how deep the hole reaches: few where it is deep, more where every hole pixel is near context.
+    """Iterations from how deep the hole reaches: none where it is very deep, few where it is deep, more where
+    every hole pixel is near context.
 
-    The curves (docs/evaluation/curves) show why: from the encoder's guess, a deep hole (a lost
-    block, half a photo) gets *worse* as the search fits the known pixels ever more closely and
-    pulls the hole's content after them, while a thin or scattered hole keeps improving up to
-    ~100 iterations as the context pins it down. Depth is the largest distance from a hole pixel
-    to the nearest known one, as a share of the model's side (0.1875: 12 pixels of 64).
+    The curves (docs/evaluation/curves) show why: from the encoder's guess, a deep hole (half a photo,
+    a lost block) gets *worse* as the search fits the known pixels ever more closely and pulls the
+    hole's content after them, while a thin or scattered hole keeps improving up to ~100 iterations
+    as the context pins it down. Depth is the largest distance from a hole pixel to the nearest known
+    one, as a share of the model's side; `tiers` are (least depth, iterations), deepest first.
     """
 
-    deep_share: float = 0.1875
-    deep: int = 25
+    tiers: tuple[tuple[float, int], ...] = ((0.375, 0), (0.1875, 25))  # 24 and 12 pixels of 64
     shallow: int = 100
 
     def __call__(self, hole: torch.Tensor) -> int:
-        depth = float(ndimage.distance_transform_edt(hole.cpu().numpy()).max())
-        return self.deep if depth >= self.deep_share * hole.shape[-1] else self.shallow
+        depth = float(ndimage.distance_transform_edt(hole.cpu().numpy()).max()) / hole.shape[-1]
+        return next((iterations for least, iterations in self.tiers if depth >= least), self.shallow)
 
 
 HOLE_BUDGET = HoleBudget()

@@ -106,17 +106,17 @@ def test_peek_is_the_answer_of_a_shorter_budget(encoded: SearchRunner) -> None:
 
 
 def test_the_hole_sets_the_default_budget(encoded: SearchRunner) -> None:
-    """Deep holes (a lost block, half the photo) get the short budget, thin and scattered ones the longer."""
+    """Half the photo gets the one-pass answer, a lost block a short search, thin and scattered holes a longer one."""
     assert params_for(True).iterations is None
     rng = np.random.default_rng(0)
     budgets = {kind: HOLE_BUDGET(torch.from_numpy(make_mask(kind, 64, rng))) for kind in ("center", "half", "random80")}
-    assert budgets == {"center": HOLE_BUDGET.deep, "half": HOLE_BUDGET.deep, "random80": HOLE_BUDGET.shallow}
-    assert HOLE_BUDGET(torch.from_numpy(make_mask("center", R, rng))) == HOLE_BUDGET.deep  # a share of the side
+    assert budgets == {"center": 25, "half": 0, "random80": HOLE_BUDGET.shallow}
+    assert HOLE_BUDGET(torch.from_numpy(make_mask("center", R, rng))) == 25  # depth is a share of the side
     deep = job(0, iterations=None)  # a centre hole
     scattered = torch.from_numpy(make_mask("random80", R, rng))
     thin = SearchJob(deep.target.masked_fill(scattered, 0.0), scattered, deep.params)
-    assert (deep.budget, thin.budget) == (HOLE_BUDGET.deep, HOLE_BUDGET.shallow)
+    assert (deep.budget, thin.budget) == (25, HOLE_BUDGET.shallow)
     results = encoded.run([deep, thin])
-    assert results[0].iterations <= HOLE_BUDGET.deep < results[1].iterations <= HOLE_BUDGET.shallow
+    assert results[0].iterations <= 25 < results[1].iterations <= HOLE_BUDGET.shallow
     with pytest.raises(ParamsError, match="needs init=encoder"):
         SearchParams(iterations=None, init="random")
