@@ -36,6 +36,19 @@ def _common_args(parser: argparse.ArgumentParser) -> None:
     _network_args(parser)
 
 
+def _loop_args(parser: argparse.ArgumentParser) -> None:
+    """Flags every long training loop shares: precision, pictures and resume state, seed, destination, progress."""
+    parser.add_argument(
+        "--precision", choices=("auto", *PRECISIONS), default="auto", help="auto: bf16 on CPU, AMP on CUDA"
+    )
+    parser.add_argument("--sample-every", type=int, default=250, help="write a sample grid PNG every N steps")
+    parser.add_argument("--state-every", type=int, default=250, help="write resume state every N steps")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt if it exists")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
@@ -53,22 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME/VERSION)"
     )
     run.add_argument("--steps", type=int, default=3000, help="total optimisation steps (default 3000)")
-    run.add_argument(
-        "--precision", choices=("auto", *PRECISIONS), default="auto", help="auto: bf16 on CPU, AMP on CUDA"
-    )
     run.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D (default 2e-4)")
     run.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default 0.5)")
     run.add_argument("--ema-decay", type=float, default=0.999, help="decay of the EMA generator that is shipped")
-    run.add_argument("--sample-every", type=int, default=250, help="write a sample grid PNG every N steps")
-    run.add_argument("--state-every", type=int, default=250, help="write resume state every N steps")
     run.add_argument("--holdout-fraction", type=float, default=0.1, help="share of images kept out for evaluation")
     run.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    run.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt if it exists")
-    run.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
     run.add_argument("--dataset-name", help="dataset name for the model card (default: the data file's stem)")
     run.add_argument("--licence", default="unknown", help="dataset licence for the model card")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+    _loop_args(run)
 
     enc = commands.add_parser(
         "encoder",
@@ -87,16 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--batch-size", type=int, default=64, help="generated and real images each per step (default 64)")
     enc.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate, cosine-decayed (default 5e-4)")
     enc.add_argument("--width", type=int, default=64, help="encoder width at the first stage (default 64)")
-    enc.add_argument(
-        "--precision", choices=("auto", *PRECISIONS), default="auto", help="auto: bf16 on CPU, AMP on CUDA"
-    )
     enc.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
-    enc.add_argument("--sample-every", type=int, default=250, help="write a sample grid PNG every N steps")
-    enc.add_argument("--state-every", type=int, default=250, help="write resume state every N steps")
-    enc.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    enc.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt if it exists")
-    enc.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
-    enc.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+    _loop_args(enc)
 
     bench = commands.add_parser("bench", help="time training steps per precision and print img/s")
     _common_args(bench)

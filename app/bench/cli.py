@@ -9,7 +9,6 @@ import platform
 from collections.abc import Callable
 from typing import TextIO
 
-import httpx
 import numpy as np
 import torch
 
@@ -21,9 +20,7 @@ from app.bench.load import (
     closed_loop,
     engine_counters,
     engine_sender,
-    http_counters,
-    http_sender,
-    until_idle,
+    http_cell,
 )
 from app.bench.report import Row, plot, ratios, table, write_csv
 from app.engine.runner import SearchRunner
@@ -68,18 +65,6 @@ def _engine_cell(
         backend.stop(0.0)
 
 
-async def _http_cell(
-    url: str, entry: ModelEntry, workload: Workload, clients: int, args: argparse.Namespace
-) -> Measurement:
-    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
-    async with httpx.AsyncClient(base_url=url, timeout=None, limits=limits) as http:
-        measurement = await closed_loop(
-            http_sender(http, entry.key), workload, clients, args.warmup, args.duration, http_counters(http)
-        )
-        await until_idle(http)
-        return measurement
-
-
 def _http_rows(
     entry: ModelEntry,
     workload: Workload,
@@ -107,7 +92,7 @@ def _http_rows(
     )
     with serving(settings) as url:
         for clients in args.http_clients:
-            measurement = asyncio.run(_http_cell(url, entry, workload, clients, args))
+            measurement = asyncio.run(http_cell(url, entry.key, workload, clients, args))
             emit(Row.of("iteration", "http", args.precisions[0], clients, measurement, flops))
 
 

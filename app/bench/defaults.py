@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
-import httpx
 import torch
 
 from app.bench.hardware import flops_per_image_iteration
-from app.bench.load import Measurement, Workload, closed_loop, http_counters, http_sender, until_idle
+from app.bench.load import Workload, http_cell
 from app.bench.report import Row
 from app.config import Precision
 from app.engine.precision import resolve
@@ -102,18 +101,8 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
         flops = [_flops(entry) for entry in entries]
         for clients in args.http_clients:
             for side, entry, url, cost in zip(sides, entries, urls, flops, strict=True):
-                measurement = asyncio.run(_cell(url, entry, workload, clients, args))
+                measurement = asyncio.run(http_cell(url, entry.key, workload, clients, args))
                 precision = resolve(side.precision, torch.device(args.device))
                 budget = "" if side.iterations is None else f" {side.iterations} it"
                 label = f"{entry.key} {params_for(entry.has_encoder).init}{budget}"
                 emit(Row.of(label, "http", precision, clients, measurement, cost))
-
-
-async def _cell(url: str, entry: ModelEntry, workload: Workload, clients: int, args: argparse.Namespace) -> Measurement:
-    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
-    async with httpx.AsyncClient(base_url=url, timeout=None, limits=limits) as http:
-        measurement = await closed_loop(
-            http_sender(http, entry.key), workload, clients, args.warmup, args.duration, http_counters(http)
-        )
-        await until_idle(http)
-        return measurement

@@ -8,6 +8,7 @@ iterations), which stays exact when the window is shorter than a request.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import time
@@ -192,3 +193,14 @@ async def until_idle(http: httpx.AsyncClient, timeout: float = 30.0) -> None:
         if all(float(line.rsplit(" ", 1)[1]) == 0 for line in live):
             return
         await asyncio.sleep(0.1)
+
+
+async def http_cell(url: str, model: str, workload: Workload, clients: int, args: argparse.Namespace) -> Measurement:
+    """One closed-loop window of `clients` against a server over HTTP; returns once the server is idle again."""
+    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
+    async with httpx.AsyncClient(base_url=url, timeout=None, limits=limits) as http:
+        measurement = await closed_loop(
+            http_sender(http, model), workload, clients, args.warmup, args.duration, http_counters(http)
+        )
+        await until_idle(http)
+        return measurement
