@@ -19,7 +19,7 @@ INITS: tuple[Init, ...] = ("encoder", "random")
 @dataclass(frozen=True)
 class SearchParams:
     """One search's knobs. Defaults are the random start's, after Yeh et al. and DESIGN.md's measurements;
-    `for_init` gives each start its own measured defaults.
+    `params_for` gives each start its own measured defaults.
 
     `patience` and `tolerance` define the plateau: a restart stops once its loss
     has not fallen by a `tolerance` share for `patience` iterations. `init`: where
