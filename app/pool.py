@@ -235,6 +235,8 @@ class IterationPool:
         runner, device = self._runners[index], self._devices[index]
         while not self._scheduler.drained(index):
             plan = self._scheduler.schedule(index)
+            # admitted searches leave the queue now, not when the (possibly long) step ends
+            self._metrics.queue_depth.set(self._scheduler.waiting)
             out = runner.step(plan)
             self._scheduler.postprocess(plan, [t for t, _ in out.finished], [t for t, _ in out.failed])
             self._record(device, plan, out, runner.live_slots)
