@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DEVICE = re.compile(r"^(cpu|cuda:(\d+))$")
@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # threads that decode, resize, blend and encode, off the event loop and the device threads
     postprocess_threads: int = Field(default=2, ge=1)
     log_level: LogLevel = "info"
+    # set: `POST /complete` and the admin routes need `Authorization: Bearer <token>`; unset: open
+    # (fine on loopback or behind a gateway that authenticates)
+    api_token: SecretStr | None = None
 
     @field_validator("devices", mode="before")
     @classmethod

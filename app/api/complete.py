@@ -12,10 +12,11 @@ import time
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from app.api.auth import require_token
 from app.api.deps import BackendDep, ExecutorDep, SettingsDep, StoreDep
 from app.api.problems import MEDIA_TYPE, Problem, problem_body
 from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image
@@ -66,6 +67,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "or JSON with the image in base64 when the request sends `Accept: application/json`.",
         "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
     },
+    401: _problem_example("unauthorized", "send the server's API token as `Authorization: Bearer <token>`"),
     413: _problem_example("upload-too-large", "the request body is 31,457,280 bytes, over the 20,000,000 byte limit"),
     415: _problem_example("not-an-image", "the image is not a PNG, JPEG or WebP image"),
     422: _problem_example("mask-size-mismatch", "the mask is 32x32 but the image is 64x64: send a mask of its size"),
@@ -160,7 +162,13 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
-@router.post("/complete", response_class=Response, responses=_RESPONSES, summary="Restore the masked part of a photo")
+@router.post(
+    "/complete",
+    response_class=Response,
+    responses=_RESPONSES,
+    summary="Restore the masked part of a photo",
+    dependencies=[Depends(require_token)],
+)
 async def complete(
     request: Request,
     settings: SettingsDep,

@@ -41,6 +41,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "unknown-model": (422, "Unknown model"),
     "invalid-parameter": (422, "Invalid parameter"),
     "malformed-body": (400, "Malformed request body"),
+    "unauthorized": (401, "Missing or wrong API token"),
     "queue-full": (503, "Server busy"),
     "shutting-down": (503, "Server shutting down"),
     "timeout": (504, "Search timed out"),
