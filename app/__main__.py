@@ -21,7 +21,7 @@ import torch
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from app.api.uploads import MEDIA_TYPES, Upload, UploadError, decode_upload, encode_image
+from app.api.uploads import MEDIA_TYPES, Upload, UploadError, decode_upload, encode_image, in_upload_space
 from app.bench.options import add_arguments as add_bench_arguments
 from app.config import Settings, describe_errors
 from app.engine.compose import finish, prepare
@@ -179,7 +179,7 @@ def _complete(args: argparse.Namespace) -> int:
                 try:
                     mask = mask_path.read_bytes() if mask_path is not None else None
                     upload = decode_upload(image_path.read_bytes(), mask, settings.max_image_pixels)
-                    prepared = prepare(upload.image, upload.hole, entry.resolution)
+                    prepared = prepare(upload.model_image, upload.hole, entry.resolution)
                 except (UploadError, EngineError) as error:
                     tqdm.write(f"skipped {image_path.name}: {error}", file=sys.stderr)
                     failures += 1
@@ -188,9 +188,10 @@ def _complete(args: argparse.Namespace) -> int:
                 chunk.append((image_path, upload, SearchJob(prepared.target, prepared.hole, params)))
             results = runner.run([job for _, _, job in chunk]) if chunk else []
             for (image_path, upload, _), result in zip(chunk, results, strict=True):
-                restored = finish(upload.image, upload.hole, result.generated, blend=args.blend)
+                fill = in_upload_space(upload, result.generated)
+                restored = finish(upload.image, upload.hole, fill, blend=args.blend)
                 target = args.out / f"{image_path.stem}.{args.format}"
-                target.write_bytes(encode_image(restored, args.format))
+                target.write_bytes(encode_image(restored, args.format, upload.icc_profile))
                 progress.update()
     return 1 if failures else 0
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from app.api.auth import require_token
 from app.api.deps import BackendDep, ExecutorDep, SettingsDep, StoreDep
 from app.api.problems import MEDIA_TYPE, Problem, problem_body
-from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image
+from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image, in_upload_space
 from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
 from app.engine.errors import ParamsError
@@ -138,12 +138,12 @@ async def _await_search(request: Request, future: asyncio.Future[SearchResult], 
 
 def _prepare(image: bytes, mask: bytes | None, max_pixels: int, resolution: int) -> tuple[Upload, Prepared]:
     upload = decode_upload(image, mask, max_pixels)
-    return upload, prepare(upload.image, upload.hole, resolution)
+    return upload, prepare(upload.model_image, upload.hole, resolution)
 
 
 def _finish(upload: Upload, generated: Any, blend: Literal["poisson", "none"], output_format: OutputFormat) -> bytes:
-    restored: np.ndarray = finish(upload.image, upload.hole, generated, blend=blend)
-    return encode_image(restored, output_format)
+    restored: np.ndarray = finish(upload.image, upload.hole, in_upload_space(upload, generated), blend=blend)
+    return encode_image(restored, output_format, upload.icc_profile)
 
 
 def _headers(entry: ModelEntry, params: SearchParams, result: SearchResult, timings: Timings) -> dict[str, str]:

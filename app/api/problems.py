@@ -33,6 +33,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "not-an-image": (415, "Not a supported image"),
     "truncated-image": (422, "Truncated or corrupt image"),
     "animated-image": (422, "Animated image"),
+    "bad-metadata": (422, "Unreadable image metadata"),
     "image-too-large": (413, "Image has too many pixels"),
     "upload-too-large": (413, "Upload too large"),
     "missing-mask": (422, "No mask"),

@@ -2,22 +2,52 @@
 
 Inside the service a hole is an (H, W) bool array, True = missing. Uploads
 mark it either with a separate mask (white = fill) or with the image's alpha
-channel (any transparency = fill). Plain Pillow and NumPy: the HTTP routes and
+channel (any transparency = fill). Pillow, OpenCV and NumPy: the HTTP routes and
 the offline CLI share it, and it runs in a thread pool, never on the event loop.
+
+Files are decoded the way a photo viewer shows them, so a mask drawn over the
+photo in a viewer lines up with it:
+- EXIF orientation is applied (an EXIF block that cannot be read is a 422, since
+  which way is up is then unknown);
+- a multi-picture JPEG (MPO, phones' depth and stereo shots) is its first picture;
+- RGB pixels tagged with an ICC profile are what the model sees in sRGB, and the
+  answer keeps the upload's pixels and profile (`app.api.colour`); CMYK is converted
+  to sRGB through its own profile (Pillow's plain formula when it has none);
+- 16-bit PNGs are rounded to 8 bits (v * 255 / 65535), not truncated;
+- only a real alpha channel (RGBA, LA, PA) marks a hole: a palette's transparent
+  index or a colour key (PNG tRNS) is a display hint that would turn every pixel
+  of one colour into hole, so those pixels count as known.
 """
 
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
+import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import torch
+from PIL import Image, ImageCms
+
+from app.api.colour import from_srgb, read_profile, to_srgb
 
 OutputFormat = Literal["png", "jpeg", "webp"]
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-_ACCEPTED = {"PNG", "JPEG", "WEBP"}
+_ACCEPTED = {"PNG", "JPEG", "WEBP", "MPO"}
+_ALPHA_MODES = {"RGBA", "LA", "PA"}
+_MODES = {"1", "L", "P", "RGB", "CMYK", "I", "I;16", "I;16B", "I;16L"} | _ALPHA_MODES
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class UploadError(ValueError):
@@ -30,23 +60,69 @@ class UploadError(ValueError):
 
 @dataclass(frozen=True)
 class Upload:
-    """A decoded upload: RGB pixels exactly as sent, and the hole to fill."""
+    """A decoded upload: its upright pixels in its own colour space, the hole, and what the model sees."""
 
-    image: np.ndarray  # (H, W, 3) uint8
+    image: np.ndarray  # (H, W, 3) uint8, upright, in the space of `icc_profile`: what known pixels come back as
     hole: np.ndarray  # (H, W) bool, True = missing
+    icc_profile: bytes | None = None  # the upload's RGB profile, re-attached on output; None = sRGB
+    srgb: np.ndarray | None = None  # `image` converted to sRGB where its profile is another
+
+    @property
+    def model_image(self) -> np.ndarray:
+        """What the model sees: sRGB pixels, as it was trained on."""
+        return self.image if self.srgb is None else self.srgb
 
 
-def _open(data: bytes, part: str, max_pixels: int) -> Image.Image:
-    """Decode a still PNG/JPEG/WebP, refusing oversized or truncated files before they cost memory."""
+@dataclass(frozen=True)
+class _Decoded:
+    picture: Image.Image  # upright; mode L, RGB, RGBA, LA, PA, P, 1 or CMYK, 8 bits per channel
+    icc_profile: bytes | None
+
+
+def _orientation(picture: Image.Image, part: str) -> int:
+    try:
+        with warnings.catch_warnings():  # a damaged tag is skipped with a warning, as a viewer skips it
+            warnings.simplefilter("ignore")
+            value = picture.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # Pillow raises many types on a corrupt EXIF block (struct.error, SyntaxError, ...)
+        raise UploadError(
+            "bad-metadata",
+            f"the {part}'s EXIF block cannot be read, so its orientation is unknown: "
+            "re-save the photo or strip its metadata (e.g. exiftool -all= photo.jpg)",
+        ) from None
+    return value if isinstance(value, int) else 1
+
+
+def _is_16_bit_png(data: bytes, picture: Image.Image) -> bool:
+    return picture.format == "PNG" and len(data) > 24 and data[24] == 16
+
+
+def _decode_16_bit_png(data: bytes, part: str) -> Image.Image:
+    """OpenCV keeps the 16 bits Pillow truncates; rounded here to the nearest 8-bit level."""
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint16:
+        raise UploadError("truncated-image", f"the {part} is truncated or corrupt: upload the complete file")
+    rounded = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if rounded.ndim == 2:
+        return Image.fromarray(rounded, "L")
+    if rounded.shape[2] == 4:
+        return Image.fromarray(cv2.cvtColor(rounded, cv2.COLOR_BGRA2RGBA), "RGBA")
+    return Image.fromarray(cv2.cvtColor(rounded, cv2.COLOR_BGR2RGB), "RGB")
+
+
+def _open(data: bytes, part: str, max_pixels: int) -> _Decoded:
+    """Decode a still PNG/JPEG/WebP upright, refusing oversized or truncated files before they cost memory."""
     if not data:
         raise UploadError("not-an-image", f"the {part} part is empty: attach the file's bytes")
     try:
-        picture = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            picture = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
         raise UploadError(
             "image-too-large", f"the {part} declares too many pixels: send at most {max_pixels:,} pixels"
         ) from None
-    except (UnidentifiedImageError, OSError):
+    except Exception:  # Pillow's parsers raise OSError, SyntaxError, struct.error, ... on garbage
         raise UploadError("not-an-image", f"the {part} is not a PNG, JPEG or WebP image") from None
     if picture.format not in _ACCEPTED:
         raise UploadError("not-an-image", f"the {part} is {picture.format}: convert it to PNG, JPEG or WebP")
@@ -57,70 +133,120 @@ def _open(data: bytes, part: str, max_pixels: int) -> Image.Image:
             "image-too-large",
             f"the {part} is {width}x{height} = {width * height:,} pixels: send at most {max_pixels:,} pixels",
         )
-    if picture.mode.startswith(("I", "F")):  # 16-bit or float: converting to RGB would clip, not scale
-        raise UploadError("not-an-image", f"the {part} has {picture.mode} pixels: save it with 8 bits per channel")
-    if getattr(picture, "n_frames", 1) > 1:
+    if width == 0 or height == 0:
+        raise UploadError("not-an-image", f"the {part} is {width}x{height}: send an image with pixels")
+    if picture.mode not in _MODES:
+        raise UploadError("not-an-image", f"the {part} has {picture.mode} pixels: save it as 8-bit RGB or grey")
+    # an MPO's later pictures are the same scene (depth map, other eye): the first one is the photo
+    if picture.format != "MPO" and getattr(picture, "n_frames", 1) > 1:
         raise UploadError("animated-image", f"the {part} is animated: send a single still frame")
     try:
+        pixels: Image.Image = _decode_16_bit_png(data, part) if _is_16_bit_png(data, picture) else picture
+        # loads the PNG (its eXIf chunk may follow the pixels), where Pillow keeps what it read
         picture.load()
+    except UploadError:
+        raise
     except Image.DecompressionBombError:
         raise UploadError("image-too-large", f"the {part} is too large: send at most {max_pixels:,} pixels") from None
-    except (OSError, SyntaxError, ValueError):
+    except Exception:
         raise UploadError("truncated-image", f"the {part} is truncated or corrupt: upload the complete file") from None
-    # pixels as a viewer shows them, so a mask drawn over a phone photo lines up with it
-    return ImageOps.exif_transpose(picture)
+    orientation = _orientation(picture, part)
+    icc_profile = picture.info.get("icc_profile")
+    if pixels.mode.startswith("I"):  # 16-bit grey that was not a PNG's: there is no other, but never guess
+        raise UploadError("not-an-image", f"the {part} has {pixels.mode} pixels: save it with 8 bits per channel")
+    if orientation in _TRANSPOSE:
+        pixels = pixels.transpose(_TRANSPOSE[orientation])
+    return _Decoded(pixels, icc_profile if isinstance(icc_profile, bytes) else None)
 
 
-def _has_alpha(picture: Image.Image) -> bool:
-    return picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
+def _rgb(decoded: _Decoded) -> tuple[np.ndarray, np.ndarray | None, bytes | None, np.ndarray | None]:
+    """(pixels as sent, alpha, their RGB profile, their sRGB view) of a decoded image."""
+    picture = decoded.picture
+    alpha = np.asarray(picture.getchannel("A")) if picture.mode in ("RGBA", "LA") else None
+    if picture.mode == "PA":
+        alpha = np.asarray(picture.convert("RGBA"))[..., 3]
+    if picture.mode == "CMYK":  # no CMYK output format: the answer is in sRGB
+        profile = read_profile(decoded.icc_profile, "CMYK")
+        converted = to_srgb(picture, profile) if profile is not None else picture.convert("RGB")
+        return np.asarray(converted), alpha, None, None
+    # palette transparency and colour keys are dropped here on purpose: only a real alpha channel marks a hole
+    rgb = picture.convert("RGB") if picture.mode != "P" else picture.convert("RGBA").convert("RGB")
+    image = np.asarray(rgb)
+    profile = read_profile(decoded.icc_profile, "RGB") if picture.mode not in ("L", "LA", "1") else None
+    if profile is None:
+        return image, alpha, None, None
+    try:
+        srgb = np.asarray(to_srgb(rgb, profile))
+    except ImageCms.PyCMSError:  # a profile LittleCMS reads but cannot transform with: ignored, as a viewer does
+        return image, alpha, None, None
+    assert decoded.icc_profile is not None
+    return image, alpha, decoded.icc_profile, srgb
 
 
 def _mask_hole(picture: Image.Image) -> np.ndarray:
     """White = fill. A mask with alpha counts only its opaque white (strokes painted on a transparent sheet)."""
-    if _has_alpha(picture):
+    if picture.mode in _ALPHA_MODES:
         rgba = picture.convert("RGBA")
         luma = np.asarray(rgba.convert("L"), dtype=np.uint16)
         alpha = np.asarray(rgba, dtype=np.uint16)[..., 3]
         return luma * alpha >= 128 * 255
+    if picture.mode == "P":
+        picture = picture.convert("RGBA").convert("RGB")
     return np.asarray(picture.convert("L")) >= 128
 
 
 def decode_upload(image_data: bytes, mask_data: bytes | None, max_pixels: int) -> Upload:
     """The upload's RGB pixels and its hole, from a separate mask if given, else from the image's alpha."""
-    picture = _open(image_data, "image", max_pixels)
-    alpha: np.ndarray | None = None
-    if _has_alpha(picture):
-        rgba = np.asarray(picture.convert("RGBA"))
-        image, alpha = rgba[..., :3], rgba[..., 3]
-    else:
-        image = np.asarray(picture.convert("RGB"))
+    decoded = _open(image_data, "image", max_pixels)
+    image, alpha, icc_profile, srgb = _rgb(decoded)
+    height, width = image.shape[:2]
     if mask_data is not None:
-        mask_picture = _open(mask_data, "mask", max_pixels)
-        if mask_picture.size != picture.size:
+        mask = _open(mask_data, "mask", max_pixels).picture
+        if mask.size != (width, height):
             raise UploadError(
                 "mask-size-mismatch",
-                f"the mask is {mask_picture.width}x{mask_picture.height} but the image is "
-                f"{picture.width}x{picture.height}: send a mask of the image's size",
+                f"the mask is {mask.width}x{mask.height} but the image is {width}x{height} "
+                "(both as shown upright): send a mask of the image's size",
             )
-        hole = _mask_hole(mask_picture)
+        hole = _mask_hole(mask)
     elif alpha is not None:
         hole = alpha < 255
     else:
         raise UploadError(
             "missing-mask",
-            "no mask: attach a `mask` file (white = fill) or upload a PNG/WebP whose transparent pixels mark the hole",
+            "no mask: attach a `mask` file (white = fill) or upload a PNG/WebP whose alpha channel marks the hole "
+            "(a palette's transparent colour does not count)",
         )
-    return Upload(image=np.ascontiguousarray(image), hole=hole)
+    return Upload(
+        image=np.ascontiguousarray(image),
+        hole=hole,
+        icc_profile=icc_profile,
+        srgb=np.ascontiguousarray(srgb) if srgb is not None else None,
+    )
 
 
-def encode_image(image: np.ndarray, output_format: OutputFormat) -> bytes:
-    """PNG and WebP are lossless, so known pixels survive byte for byte; JPEG is for callers who ask for it."""
+def in_upload_space(upload: Upload, generated: torch.Tensor) -> torch.Tensor:
+    """The model's sRGB fill (C, R, R) in [-1, 1], converted into the upload's own colour space."""
+    if upload.icc_profile is None:
+        return generated
+    fill = generated.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    pixels = fill.expand(3, -1, -1).permute(1, 2, 0).contiguous().numpy()
+    converted = torch.from_numpy(from_srgb(pixels, upload.icc_profile).copy())
+    return converted.permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def encode_image(image: np.ndarray, output_format: OutputFormat, icc_profile: bytes | None = None) -> bytes:
+    """PNG and WebP are lossless, so known pixels survive byte for byte; JPEG is for callers who ask for it.
+
+    `icc_profile` is the upload's own, so the answer is shown in the colours it was sent in.
+    """
     buffer = io.BytesIO()
     picture = Image.fromarray(image)
+    options = {"icc_profile": icc_profile} if icc_profile else {}
     if output_format == "png":
-        picture.save(buffer, format="PNG")
+        picture.save(buffer, format="PNG", **options)
     elif output_format == "webp":
-        picture.save(buffer, format="WEBP", lossless=True)
+        picture.save(buffer, format="WEBP", lossless=True, **options)
     else:
-        picture.save(buffer, format="JPEG", quality=95)
+        picture.save(buffer, format="JPEG", quality=95, **options)
     return buffer.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import httpx
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from PIL import Image
 
 from tests.app.conftest import RESOLUTION, center_hole, damaged, decode, encode, mask_png
+from tests.app.icc import rgb_profile
+from tests.app.photo_files import with_orientation
 from training.masks import make_mask
 
 
@@ -127,3 +130,20 @@ def test_named_version(client: httpx.Client, faces: np.ndarray) -> None:
     response = _complete(client, encode(damaged(faces[108], hole)), mask_png(hole), model="tiny:1")
     assert response.status_code == 200, response.text
     assert response.headers["x-model"] == "tiny:1"
+
+
+def test_wide_gamut_upload_comes_back_in_its_own_profile(client: httpx.Client, faces: np.ndarray) -> None:
+    profile = rgb_profile()
+    hole = center_hole(64, 64)
+    upload = damaged(faces[107], hole)
+    response = _complete(client, encode(upload, "PNG", icc_profile=profile), mask_png(hole))
+    _assert_restored(response, upload, hole)
+    assert Image.open(io.BytesIO(response.content)).info["icc_profile"] == profile
+
+
+def test_sideways_phone_photo_is_completed_upright(client: httpx.Client, faces: np.ndarray) -> None:
+    photo = np.ascontiguousarray(faces[108][:, 8:56])  # 64 x 48, stored turned: orientation 6 shows it 48 x 64
+    upright = np.ascontiguousarray(np.rot90(photo, -1))
+    hole = center_hole(48, 64)
+    response = _complete(client, with_orientation(photo, 6, "PNG"), mask_png(hole))
+    _assert_restored(response, upright, hole, fill=-1000)
