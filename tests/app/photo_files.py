@@ -27,7 +27,7 @@ def with_orientation(pixels: np.ndarray, orientation: int, fmt: str = "JPEG") ->
     """`pixels` as stored by a camera held sideways: the file says how to turn them upright."""
     exif = Image.Exif()
     exif[ORIENTATION] = orientation
-    options = {"quality": 100, "subsampling": 0} if fmt == "JPEG" else {}
+    options: dict[str, object] = {"JPEG": {"quality": 100, "subsampling": 0}, "WEBP": {"lossless": True}}.get(fmt, {})
     return encode(pixels, fmt, exif=exif.tobytes(), **options)
 
 
