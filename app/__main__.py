@@ -99,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         app,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(math.ceil(settings.shutdown_grace_s)),
+        limit_concurrency=settings.limit_concurrency,
     )
     _draining_server(config, app, settings).run(sockets=[listener])
     return 0

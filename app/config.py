@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # so a load balancer sees the replica leave before its connections are refused
     drain_notice_s: float = Field(default=2.0, ge=0)
     retry_after_s: int = Field(default=2, ge=1)
+    # connections plus requests uvicorn serves at once; past it uvicorn itself answers a plain-text 503
+    # before the app runs (the app's own door answers problem+json 503s well before this in normal overload)
+    limit_concurrency: int = Field(default=512, ge=1)
     # unset: the measured defaults of the search's start (app.engine.search.DEFAULTS): from the
     # encoder's guess where the model has one, from a random z otherwise
     default_iterations: int | None = Field(default=None, ge=0)

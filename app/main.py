@@ -11,7 +11,6 @@ import asyncio
 import logging
 import platform
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import torch
@@ -19,8 +18,9 @@ from fastapi import FastAPI
 from PIL import Image
 
 from app.api import complete, health, models
+from app.api.admission import BoundedExecutor, Door
 from app.api.deps import Services
-from app.api.middleware import RequestContextMiddleware, UploadLimitMiddleware
+from app.api.middleware import AdmissionMiddleware, RequestContextMiddleware, UploadLimitMiddleware
 from app.api.problems import REASONS, install_problem_handlers
 from app.config import Settings
 from app.engine.precision import resolve as resolve_precision
@@ -72,9 +72,12 @@ def start_services(settings: Settings, metrics: Metrics) -> Services:
         workers, metrics, settings.slots_per_device, settings.queue_size, timeout=settings.request_timeout_s
     )
     backend.start()
-    executor = ThreadPoolExecutor(settings.postprocess_threads, thread_name_prefix="imgcomp-post")
+    # decoding is bounded by the door (queue size), blending by the searches that can run at once
+    backlog = settings.queue_size + settings.slots_per_device * len(settings.devices) + settings.postprocess_threads
+    executor = BoundedExecutor(settings.postprocess_threads, backlog, thread_name_prefix="imgcomp-post")
     log.info("serving %s on %s", ", ".join(e.key for e in store.entries()), ", ".join(settings.devices))
-    return Services(settings=settings, store=store, backend=backend, executor=executor, metrics=metrics)
+    door = Door(backend, settings.queue_size)
+    return Services(settings=settings, store=store, backend=backend, executor=executor, metrics=metrics, door=door)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(AdmissionMiddleware, retry_after_s=settings.retry_after_s)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes, metrics=metrics)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     for router in (complete.router, models.router, health.router):

@@ -52,6 +52,11 @@ class SearchBackend(Protocol):
         """True once shutdown has begun: accepted searches still run, new ones are refused."""
         ...
 
+    @property
+    def waiting(self) -> int:
+        """Searches queued and not yet admitted to a device."""
+        ...
+
     def start(self) -> None: ...
 
     def close(self, grace: float) -> None: ...
@@ -198,6 +203,10 @@ class IterationPool:
     @property
     def draining(self) -> bool:
         return self._scheduler.closed
+
+    @property
+    def waiting(self) -> int:
+        return self._scheduler.waiting
 
     def submit(self, model_key: str, job: SearchJob, timeout: float | None = None) -> asyncio.Future[SearchResult]:
         """Queue a search (call on the event loop); `timeout` overrides the pool's default deadline.

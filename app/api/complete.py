@@ -222,13 +222,13 @@ async def complete(
     image_data = await image.read()
     mask_data = await mask.read() if mask is not None else None
 
-    loop = asyncio.get_running_loop()
-    upload, prepared = await loop.run_in_executor(
-        executor, _prepare, image_data, mask_data, settings.max_image_pixels, entry.resolution
+    upload, prepared = await asyncio.wrap_future(
+        executor.submit(_prepare, image_data, mask_data, settings.max_image_pixels, entry.resolution)
     )
     decoded = time.perf_counter()
     remaining = max(limit - (decoded - started), 0.0)
     future = backend.submit(entry.key, SearchJob(prepared.target, prepared.hole, params), timeout=remaining)
+    request.state.admission.release()  # its queue place is now the pool's to count
     try:
         result = await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
     except (DeadlineExceeded, TimeoutError):
@@ -236,7 +236,15 @@ async def complete(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"
         ) from None
     searched = time.perf_counter()
-    body = await loop.run_in_executor(executor, _finish, upload, result.generated, blend, output_format)
+    # blending and encoding answer within the same deadline; a thread cannot be stopped, so one past it
+    # finishes in the background while the client already has its 504
+    finishing = asyncio.wrap_future(executor.submit(_finish, upload, result.generated, blend, output_format))
+    try:
+        body = await asyncio.wait_for(finishing, max(limit - (searched - started), 0.0))
+    except TimeoutError:
+        raise Problem(
+            "timeout", f"blending and encoding did not finish within the {limit:g} s deadline: send a smaller image"
+        ) from None
     done = time.perf_counter()
 
     timings = Timings(

@@ -6,12 +6,12 @@ reach for module globals, so tests can build as many apps as they like.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.api.admission import BoundedExecutor, Door
 from app.config import Settings
 from app.metrics import Metrics
 from app.pool import SearchBackend
@@ -25,8 +25,9 @@ class Services:
     settings: Settings
     store: ModelStore
     backend: SearchBackend
-    executor: ThreadPoolExecutor  # decode / prepare / blend / encode, off the loop and off the device threads
+    executor: BoundedExecutor  # decode / prepare / blend / encode, off the loop and off the device threads
     metrics: Metrics
+    door: Door  # admits completions before their body is read
 
     def stop(self) -> None:
         self.backend.stop(self.settings.shutdown_grace_s)
@@ -50,7 +51,7 @@ def get_backend(request: Request) -> SearchBackend:
     return get_services(request).backend
 
 
-def get_executor(request: Request) -> ThreadPoolExecutor:
+def get_executor(request: Request) -> BoundedExecutor:
     return get_services(request).executor
 
 
@@ -61,5 +62,5 @@ def get_metrics(request: Request) -> Metrics:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 BackendDep = Annotated[SearchBackend, Depends(get_backend)]
-ExecutorDep = Annotated[ThreadPoolExecutor, Depends(get_executor)]
+ExecutorDep = Annotated[BoundedExecutor, Depends(get_executor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids and completion metrics, and the upload size limit.
+"""Pure ASGI middleware: request ids and completion metrics, the upload size limit, and the door.
 
 Pure ASGI rather than `BaseHTTPMiddleware`, so streaming bodies are not
 buffered and the size limit applies while bytes arrive, before any parsing.
@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import MEDIA_TYPE, problem_body
 from app.metrics import Metrics
+from app.scheduler import QueueFullError, ShuttingDownError
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 COMPLETE_PATH = "/complete"
@@ -99,3 +100,37 @@ class UploadLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class AdmissionMiddleware:
+    """`POST /complete` passes the door (`app.api.admission`) before its body is read, or gets 503 at once.
+
+    The pass is held in the request's state until the route has queued the search, and given back
+    here when the request ends, whatever happened in between.
+    """
+
+    def __init__(self, app: ASGIApp, retry_after_s: int) -> None:
+        self.app = app
+        self.retry_after_s = retry_after_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services = getattr(scope["app"].state, "services", None) if scope["type"] == "http" else None
+        if services is None or scope["path"] != COMPLETE_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        try:
+            admitted = services.door.admit()
+        except (QueueFullError, ShuttingDownError) as refused:
+            reason = "queue-full" if isinstance(refused, QueueFullError) else "shutting-down"
+            advice = "retry after the Retry-After seconds" if reason == "queue-full" else "retry on another replica"
+            services.metrics.rejections.labels(reason=reason).inc()
+            body = problem_body(reason, f"{refused}: {advice}", request_id=state.get("request_id"))
+            headers = {"Retry-After": str(self.retry_after_s)}
+            await JSONResponse(body, status_code=503, media_type=MEDIA_TYPE, headers=headers)(scope, receive, send)
+            return
+        state["admission"] = admitted
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            admitted.release()
