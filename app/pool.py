@@ -33,6 +33,30 @@ log = logging.getLogger(__name__)
 
 # an idle worker re-checks this often, so a queued search's deadline is noticed without a submit
 _IDLE_WAIT_S = 0.05
+# a device whose last this-many steps raised, the latest within the window, is reported not ready
+_FAILING_AFTER = 3
+_FAILING_WINDOW_S = 30.0
+# a crashed worker loop restarts after this pause, doubling (up to the cap) while failures follow each other
+_RESTART_PAUSE_S = (0.05, 5.0)
+
+
+class WorkerCrashed(RuntimeError):
+    """The device worker's loop raised outside a step; its running searches fail with this (HTTP 500)."""
+
+
+@dataclass
+class _Health:
+    """Consecutive failed steps of one device, so readiness can turn false while it keeps failing."""
+
+    failures: int = 0
+    last_failure: float = 0.0
+
+    def failed(self) -> None:
+        self.failures += 1
+        self.last_failure = time.monotonic()
+
+    def failing(self) -> bool:
+        return self.failures >= _FAILING_AFTER and time.monotonic() - self.last_failure < _FAILING_WINDOW_S
 
 
 class SearchBackend(Protocol):
@@ -80,6 +104,7 @@ class StepOutput:
     finished: list[tuple[Ticket[_Request], SearchResult]] = field(default_factory=list)
     failed: list[tuple[Ticket[_Request], BaseException]] = field(default_factory=list)
     steps: list[tuple[int, float]] = field(default_factory=list)  # (slots, seconds) of each model's step
+    step_failures: int = 0  # models whose step raised
 
 
 class _DeviceRunner:
@@ -123,6 +148,7 @@ class _DeviceRunner:
             finished = batch.step()
         except Exception as exc:  # the batch's state is suspect: fail its searches, start it afresh
             log.exception("a search step of %s failed", model)
+            out.step_failures += 1
             out.failed += [(ticket, exc) for ticket in self._owners[model].values()]
             for ticket in self._owners[model].values():
                 del self._keys[ticket]
@@ -180,9 +206,11 @@ class IterationPool:
         assert workers and all(set(runners) == self._models for _, runners in workers), "every worker serves all"
         self._scheduler: Scheduler[_Request] = Scheduler(len(workers), slot_budget, queue_size)
         self._devices = _labels([device for device, _ in workers])
+        self._models_per_worker = [runners for _, runners in workers]
         self._runners = [_DeviceRunner(runners) for _, runners in workers]
+        self._health = [_Health() for _ in workers]
         self._threads = [
-            threading.Thread(target=self._serve, args=(index,), name=f"pool-{label}", daemon=True)
+            threading.Thread(target=self._supervise, args=(index,), name=f"pool-{label}", daemon=True)
             for index, label in enumerate(self._devices)
         ]
 
@@ -198,7 +226,10 @@ class IterationPool:
 
     @property
     def alive(self) -> bool:
-        return not self._scheduler.closed and all(thread.is_alive() for thread in self._threads)
+        """False while draining, when a worker thread has ended, or while a device's steps keep raising."""
+        if self._scheduler.closed or not all(thread.is_alive() for thread in self._threads):
+            return False
+        return not any(health.failing() for health in self._health)
 
     @property
     def draining(self) -> bool:
@@ -240,6 +271,28 @@ class IterationPool:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._metrics.queue_depth.set(0)
 
+    def _supervise(self, index: int) -> None:
+        """The worker thread: runs the loop, and restarts it after an unexpected error instead of dying.
+
+        The searches it held fail with WorkerCrashed (500), its tensors start afresh, and the restart
+        counts as a failure, so a loop that keeps crashing turns readiness false.
+        """
+        while True:
+            try:
+                self._serve(index)
+                return
+            except Exception:
+                device = self._devices[index]
+                log.exception("the worker of %s crashed: its searches fail and it restarts", device)
+                self._metrics.worker_restarts.labels(device=device).inc()
+                self._health[index].failed()
+                self._runners[index] = _DeviceRunner(self._models_per_worker[index])
+                for ticket in self._scheduler.fail_running(index):
+                    self._answer(ticket, None, WorkerCrashed(f"the worker of {device} crashed during this search"))
+                self._metrics.live_slots.labels(device=device).set(0)
+                first, cap = _RESTART_PAUSE_S
+                time.sleep(min(first * 2 ** (self._health[index].failures - 1), cap))
+
     def _serve(self, index: int) -> None:
         runner, device = self._runners[index], self._devices[index]
         while not self._scheduler.drained(index):
@@ -248,6 +301,11 @@ class IterationPool:
             self._metrics.queue_depth.set(self._scheduler.waiting)
             out = runner.step(plan)
             self._scheduler.postprocess(plan, [t for t, _ in out.finished], [t for t, _ in out.failed])
+            if out.step_failures:
+                self._health[index].failed()
+                self._metrics.step_failures.labels(device=device).inc(out.step_failures)
+            elif out.steps:
+                self._health[index].failures = 0
             self._record(device, plan, out, runner.live_slots)
             for ticket in plan.retire:
                 if ticket.status is Status.EXPIRED:

@@ -178,6 +178,15 @@ class Scheduler(Generic[Job]):
                 self._release(ticket, Status.FAILED)
             self._changed.notify_all()
 
+    def fail_running(self, worker: int) -> list[Ticket[Job]]:
+        """Every search running on a worker whose loop crashed: released as failed, for the pool to answer."""
+        with self._changed:
+            failed = list(self._running[worker])
+            for ticket in failed:
+                self._release(ticket, Status.FAILED)
+            self._changed.notify_all()
+            return failed
+
     def wait(self, worker: int, timeout: float) -> None:
         """Block an idle worker until something may have changed for it (or `timeout`, for deadlines)."""
         with self._changed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 from typing import Annotated, Any, Literal
 
@@ -22,11 +23,12 @@ from app.api.problems import MEDIA_TYPE, Problem, problem_body
 from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image, in_upload_space
 from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
-from app.engine.errors import ParamsError
+from app.engine.errors import EngineError, ParamsError
 from app.engine.search import Init, SearchJob, SearchParams, SearchResult, params_for
 from app.scheduler import DeadlineExceeded
 from app.store import ModelEntry
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["completion"])
 
 # past its deadline the pool answers within a step; waiting this much longer only catches a step that hangs
@@ -234,6 +236,13 @@ async def complete(
     except (DeadlineExceeded, TimeoutError):
         raise Problem(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"
+        ) from None
+    except (Problem, EngineError):
+        raise
+    except Exception as error:  # the device failed this search's batch: a 500 that keeps the connection open
+        log.error("the search of request %s failed on its device", request.state.request_id, exc_info=error)
+        raise Problem(
+            "internal-error", "the search failed on its device: retry, and report the request_id if it persists"
         ) from None
     searched = time.perf_counter()
     # blending and encoding answer within the same deadline; a thread cannot be stopped, so one past it

@@ -17,7 +17,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Models are loaded and every device worker runs (readiness)")
+@router.get("/readyz", summary="Models are loaded and every device worker runs and is not failing (readiness)")
 async def readyz(request: Request) -> dict[str, object]:
     services = getattr(request.app.state, "services", None)
     if services is None:
@@ -25,7 +25,11 @@ async def readyz(request: Request) -> dict[str, object]:
     if services.backend.draining:
         raise Problem("shutting-down", "this replica is shutting down: send new work to another")
     if not services.backend.alive:
-        raise Problem("not-ready", "a device worker has stopped: the operators should restart this replica")
+        raise Problem(
+            "not-ready",
+            "a device keeps failing its search steps or its worker has stopped: send work to another replica "
+            "(imgcomp_step_failures_total and the log name the device)",
+        )
     return {"status": "ready", "models": [entry.key for entry in services.store.entries()]}
 
 

@@ -146,6 +146,16 @@ def client(module_store: Path) -> Iterator[httpx.Client]:
         yield http
 
 
+def scrape(http: httpx.Client, sample: str) -> float:
+    """One sample's value from the live `/metrics`, named exactly as exported (labels included, e.g.
+    `imgcomp_live_slots{device="cpu"}`); a sample that is not exported fails the test rather than reading 0."""
+    for line in http.get("/metrics").text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
+    raise AssertionError(f"{sample} is not exported by /metrics")
+
+
 def encode(image: np.ndarray, fmt: str = "PNG", **options: object) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format=fmt, **options)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from app.config import Settings
 from app.engine.batch import SearchBatch
-from tests.app.conftest import center_hole, encode, good_request, mask_png, running, serving
+from tests.app.conftest import center_hole, encode, good_request, mask_png, running, scrape, serving
 
 MAX_UPLOAD = 300_000
 MAX_PIXELS = 1_000_000
@@ -176,13 +176,6 @@ class _Gate:
         monkeypatch.setattr(SearchBatch, "step", held)
 
 
-def _metric(http: httpx.Client, name: str) -> float:
-    for line in http.get("/metrics").text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} missing")
-
-
 def test_full_queue_answers_503_with_retry_after(
     make_settings: Callable[..., Settings], faces: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,7 +188,7 @@ def test_full_queue_answers_503_with_retry_after(
         threads.append(threading.Thread(target=lambda: answers.append(good_request(http, faces[211]).status_code)))
         threads[1].start()
         deadline = time.monotonic() + 30
-        while _metric(http, "imgcomp_queue_depth") < 1:  # the second waits in the only queue place
+        while scrape(http, "imgcomp_queue_depth") < 1:  # the second waits in the only queue place
             assert time.monotonic() < deadline
             time.sleep(0.02)
         refused = good_request(http, faces[212])
@@ -206,7 +199,7 @@ def test_full_queue_answers_503_with_retry_after(
             thread.join(60)
         assert answers == [200, 200]
         assert good_request(http, faces[213]).status_code == 200
-        assert _metric(http, 'imgcomp_rejections_total{reason="queue-full"}') == 1
+        assert scrape(http, 'imgcomp_rejections_total{reason="queue-full"}') == 1
 
 
 def test_deadline_answers_504(

@@ -16,14 +16,16 @@ import pytest
 
 from app.engine.batch import SearchBatch
 from app.engine.search import SearchParams
-from tests.app.conftest import center_hole, damaged, encode, good_request, mask_png, serve_subprocess, serving
-
-
-def _metric(http: httpx.Client, name: str) -> float:
-    for line in http.get("/metrics").text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+from tests.app.conftest import (
+    center_hole,
+    damaged,
+    encode,
+    good_request,
+    mask_png,
+    scrape,
+    serve_subprocess,
+    serving,
+)
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
@@ -60,13 +62,14 @@ def server(make_tiny_store: Callable[..., Path], long_searches: None) -> Iterato
 
 
 def test_per_request_timeout_answers_504_from_the_pool_and_frees_the_slots(
-    server: httpx.Client, faces: np.ndarray
+    server: httpx.Client, faces: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("app.api.complete._STUCK_STEP_SLACK_S", 120.0)  # the route's backstop far away
     started = time.monotonic()
     response = server.post("/complete", files=_files(faces[400]), data={"iterations": "2000", "timeout": "0.5"})
     assert response.status_code == 504 and response.json()["type"].endswith(":timeout")
-    assert time.monotonic() - started < 2.0  # the pool's deadline, not the route's backstop
-    _wait_for(lambda: _metric(server, "imgcomp_live_slots") == 0, 2, "slots freed")
+    assert time.monotonic() - started < 60  # so the answer came from the pool's deadline, not the backstop
+    _wait_for(lambda: scrape(server, 'imgcomp_live_slots{device="cpu"}') == 0, 30, "slots freed")
     assert good_request(server, faces[401]).status_code == 200
 
 
@@ -83,11 +86,10 @@ def test_a_client_that_disconnects_frees_its_slots(server: httpx.Client, faces: 
     )
     with socket.create_connection((request.url.host, request.url.port)) as raw:
         raw.sendall(head.encode() + b"\r\n" + body)
-        _wait_for(lambda: _metric(server, "imgcomp_live_slots") == 1, 10, "the search running")
-    # the socket is closed: a step or two later (10 ms each here) the slots are free again
-    freed = _wait_for(lambda: _metric(server, "imgcomp_live_slots") == 0, 2, "slots freed")
-    assert freed < 1.0
-    assert _metric(server, 'imgcomp_rejections_total{reason="client-gone"}') == 1
+        _wait_for(lambda: scrape(server, 'imgcomp_live_slots{device="cpu"}') == 1, 10, "the search running")
+    # the socket is closed: the route notices, cancels the search, and its slot is dropped at the next step
+    _wait_for(lambda: scrape(server, 'imgcomp_live_slots{device="cpu"}') == 0, 30, "slots freed")
+    assert scrape(server, 'imgcomp_rejections_total{reason="client-gone"}') == 1
     assert good_request(server, faces[404]).status_code == 200
 
 
@@ -107,7 +109,7 @@ def test_sigterm_drains_every_accepted_request(make_tiny_store: Callable[..., Pa
         for thread in threads:
             thread.start()
         with httpx.Client(base_url=url, timeout=60) as http:
-            _wait_for(lambda: _metric(http, "imgcomp_queue_depth") >= 1, 30, "searches queued")
+            _wait_for(lambda: scrape(http, "imgcomp_queue_depth") >= 1, 30, "searches queued")
         server.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join(120)
