@@ -82,6 +82,18 @@ def _serve(args: argparse.Namespace) -> int:
         listener.close()
         print(f"cannot listen on {settings.host}:{settings.port}: {error.strerror}", file=sys.stderr)
         return 2
+    if settings.metrics_port is not None:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((settings.host, settings.metrics_port))
+            except OSError as error:
+                listener.close()
+                print(
+                    f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {error.strerror}",
+                    file=sys.stderr,
+                )
+                return 2
     # every weight file checked before uvicorn starts: a missing, truncated, tampered or misshapen file is
     # one line naming it and exit 2, not a traceback from the lifespan
     try:

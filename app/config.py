@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DEVICE = re.compile(r"^(cpu|cuda:(\d+))$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -87,12 +88,31 @@ class Settings(BaseSettings):
     # set: `POST /complete` and the admin routes need `Authorization: Bearer <token>`; unset: open
     # (fine on loopback or behind a gateway that authenticates)
     api_token: SecretStr | None = None
+    # browser origins allowed to call the API (comma list, e.g. https://app.example.com); empty: no CORS
+    # headers at all, so no web page can make its visitors' browsers submit jobs
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # set: /metrics moves off the public port to this one (on the same host address)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # false: no /docs, /redoc or /openapi.json on the public port
+    docs_enabled: bool = True
 
     @field_validator("devices", mode="before")
     @classmethod
     def _parse_devices(cls, value: object) -> tuple[str, ...]:
         text = ",".join(value) if isinstance(value, list | tuple) else str(value)
         return _resolve_devices(text)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> tuple[str, ...]:
+        parts = value if isinstance(value, list | tuple) else str(value).split(",")
+        origins = tuple(str(part).strip().rstrip("/") for part in parts if str(part).strip())
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: use scheme://host[:port] without a path, e.g. https://app.example.com"
+                )
+        return origins
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -118,6 +138,8 @@ class Settings(BaseSettings):
             )
         if self.default_restarts is not None and self.default_restarts > self.max_restarts:
             raise ValueError(f"default_restarts {self.default_restarts} exceeds max_restarts {self.max_restarts}")
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError(f"metrics_port {self.metrics_port} is the service's own port: pick another or unset it")
         if self.max_restarts > self.slots_per_device:
             raise ValueError(
                 f"max_restarts {self.max_restarts} exceeds slots_per_device {self.slots_per_device}: "

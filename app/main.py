@@ -15,7 +15,9 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from PIL import Image
+from prometheus_client import start_http_server
 
 from app.api import complete, health, models
 from app.api.admission import BoundedExecutor, Door
@@ -30,6 +32,18 @@ from app.pool import IterationPool
 from app.store import ModelStore
 
 log = logging.getLogger(__name__)
+
+# what a browser script may read of an answer from another origin
+EXPOSED_HEADERS = (
+    "X-Request-ID",
+    "X-Model",
+    "X-Init",
+    "X-Iterations",
+    "X-Search-Seconds",
+    "X-Total-Seconds",
+    "Server-Timing",
+    "Retry-After",
+)
 
 DESCRIPTION = """
 Restores the damaged part of a photo by searching a DCGAN's latent space for the
@@ -94,23 +108,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, settings.max_image_pixels
         services = await asyncio.to_thread(start_services, settings, metrics)
         app.state.services = services
+        scrape = None
+        if settings.metrics_port is not None:
+            scrape, _ = start_http_server(settings.metrics_port, addr=settings.host, registry=metrics.registry)
+            log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
         try:
             yield
         finally:
+            if scrape is not None:
+                scrape.shutdown()
+                scrape.server_close()
             del app.state.services
             await asyncio.to_thread(services.stop)
             Image.MAX_IMAGE_PIXELS = pillow_limit
 
+    docs = settings.docs_enabled
     app = FastAPI(
         title="Image completion",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     install_problem_handlers(app)
     app.add_middleware(AdmissionMiddleware, retry_after_s=settings.retry_after_s)
     app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes, metrics=metrics)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    for router in (complete.router, models.router, health.router):
+    if settings.cors_origins:  # outermost, so refusals (413, 503) carry the headers a browser needs to read them
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=list(EXPOSED_HEADERS),
+        )
+    routers = [complete.router, models.router, health.router]
+    if settings.metrics_port is None:
+        routers.append(health.metrics_router)
+    for router in routers:
         app.include_router(router)
     return app

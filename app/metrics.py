@@ -71,7 +71,10 @@ class Metrics:
             "imgcomp_step_failures", "Search steps that raised (their batch failed), by device.", ["device"], registry=r
         )
         self.worker_restarts = Counter(
-            "imgcomp_worker_restarts", "Device worker loops restarted after an unexpected error.", ["device"], registry=r
+            "imgcomp_worker_restarts",
+            "Device worker loops restarted after an unexpected error.",
+            ["device"],
+            registry=r,
         )
         self.rejections = Counter(
             "imgcomp_rejections", "Requests refused before or during a search, by reason.", ["reason"], registry=r

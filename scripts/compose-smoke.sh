@@ -117,6 +117,8 @@ if [[ ! -f $STAMP ]] || ! sha256sum --check --status "$STAMP" 2>/dev/null; then
   say "wheels: $(find wheels -name '*.whl' | wc -l) files, $(du -sh wheels | cut -f1) in $(elapsed $t) s"
 fi
 
+# compose requires Grafana's admin password even for the services that do not use it: a throwaway one here
+export GRAFANA_ADMIN_PASSWORD=${GRAFANA_ADMIN_PASSWORD:-$(head -c 18 /dev/urandom | base64)}
 COMPOSE=("${COMPOSE_BIN[@]}" -f docker-compose.yml -f docker-compose.cpu.yml)
 t=$SECONDS
 say "building $IMGCOMP_IMAGE and $PROMETHEUS_IMAGE"

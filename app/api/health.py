@@ -1,4 +1,4 @@
-"""Liveness, readiness and the Prometheus scrape endpoint."""
+"""Liveness, readiness and the Prometheus scrape endpoint (on the public port unless it has its own)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from app.api.problems import Problem
 from app.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])
+# apart, so the app can leave /metrics off the public port when it has a port of its own
+metrics_router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="The process answers (liveness)")
@@ -33,6 +35,6 @@ async def readyz(request: Request) -> dict[str, object]:
     return {"status": "ready", "models": [entry.key for entry in services.store.entries()]}
 
 
-@router.get("/metrics", summary="Prometheus metrics (text exposition format)", response_class=Response)
+@metrics_router.get("/metrics", summary="Prometheus metrics (text exposition format)", response_class=Response)
 async def metrics(registry: MetricsDep) -> Response:
     return Response(registry.render(), media_type=CONTENT_TYPE)

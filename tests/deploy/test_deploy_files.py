@@ -53,12 +53,14 @@ MUST_SHOW = {
 COMPOSE_VARIABLES = (
     "BASE_IMAGE TORCH_SPEC TORCH_INDEX_URL WHEELS_ONLY IMGCOMP_IMAGE PROMETHEUS_IMAGE GRAFANA_IMAGE BIND_ADDRESS "
     "IMGCOMP_PUBLISH_PORT PROMETHEUS_PORT GRAFANA_PORT MODEL_STORE_DIR IMGCOMP_DEVICES IMGCOMP_PRECISION "
-    "IMGCOMP_QUEUE_SIZE IMGCOMP_LOG_LEVEL COMPOSE_FILE COMPOSE_PROJECT_NAME"
+    "IMGCOMP_QUEUE_SIZE IMGCOMP_LOG_LEVEL COMPOSE_FILE COMPOSE_PROJECT_NAME GRAFANA_ADMIN_PASSWORD"
 ).split()
+# the one variable compose requires: given to the checks that expect a valid file
+REQUIRED = {"GRAFANA_ADMIN_PASSWORD": "a-test-password"}
 
 
-def _run(*command: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in COMPOSE_VARIABLES}
+def _run(*command: str | Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in COMPOSE_VARIABLES} | (env_extra or {})
     return subprocess.run([str(c) for c in command], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -101,7 +103,7 @@ def _compose_v2() -> list[str]:
 
 def _compose_json(*files: str) -> dict:
     command = [*_compose_v2(), *(arg for name in files for arg in ("-f", name)), "config", "--format", "json"]
-    result = _run(*command)
+    result = _run(*command, env_extra=REQUIRED)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -131,8 +133,25 @@ def _families(expr: str) -> set[str]:
 
 def test_compose_file_is_valid_for_compose_v1() -> None:
     """Debian's compose v1 still reads the base file (the CPU override's !reset needs v2)."""
-    result = _run(_compose_v1(), "-f", "docker-compose.yml", "config", "--quiet")
+    result = _run(_compose_v1(), "-f", "docker-compose.yml", "config", "--quiet", env_extra=REQUIRED)
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_refuses_to_start_grafana_without_its_admin_password() -> None:
+    result = _run(*_compose_v2(), "-f", "docker-compose.yml", "config", "--quiet")
+    assert result.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in result.stderr, result.stderr
+    config = _compose_json("docker-compose.yml")
+    assert config["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "a-test-password"
+
+
+def test_every_compose_service_is_locked_down() -> None:
+    """Read-only root, no capabilities, no privilege gain; only volumes and tmpfs are writable."""
+    for files in (("docker-compose.yml",), ("docker-compose.yml", "docker-compose.cpu.yml")):
+        for name, service in _compose_json(*files)["services"].items():
+            assert service.get("read_only") is True, name
+            assert service.get("cap_drop") == ["ALL"], name
+            assert "no-new-privileges:true" in service.get("security_opt", []), name
+            assert "/tmp" in service.get("tmpfs", []), name
 
 
 def test_compose_base_reserves_gpus_and_publishes_on_loopback() -> None:
