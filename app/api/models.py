@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from app.api.deps import StoreDep
-from app.api.problems import Problem
+from app.api.problems import MEDIA_TYPE, Problem, problem_body
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -60,7 +60,13 @@ async def list_models(request: Request, store: StoreDep) -> ModelList:
     response_class=FileResponse,
     name="model_samples",
     summary="A grid of images the model generates",
-    responses={200: {"content": {"image/png": {}}}},
+    responses={
+        200: {"content": {"image/png": {}}},
+        404: {
+            "description": "No such model version, or it has no samples",
+            "content": {MEDIA_TYPE: {"example": problem_body("not-found", "no samples for model faces:9")}},
+        },
+    },
 )
 async def model_samples(name: str, version: str, store: StoreDep) -> FileResponse:
     entry = next((e for e in store.entries() if e.name == name and e.version == version), None)
