@@ -26,6 +26,7 @@ from app.bench.options import add_arguments as add_bench_arguments
 from app.config import Settings, describe_errors
 from app.engine.compose import finish, prepare
 from app.engine.errors import EngineError
+from app.engine.precision import deterministic_cuda
 from app.engine.precision import resolve as resolve_precision
 from app.engine.runner import SearchRunner
 from app.engine.search import INITS, SearchJob, params_for
@@ -174,6 +175,8 @@ def _complete(args: argparse.Namespace) -> int:
         device = torch.device(settings.devices[0])
         if settings.torch_threads is not None:
             torch.set_num_threads(settings.torch_threads)
+        if device.type == "cuda":
+            deterministic_cuda()
         checkpoint = entry.load(device)
         precision = resolve_precision(settings.precision, device)
         runner = SearchRunner(checkpoint.generator, checkpoint.discriminator, device, precision, checkpoint.encoder)

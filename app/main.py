@@ -25,6 +25,7 @@ from app.api.deps import Services
 from app.api.middleware import AdmissionMiddleware, RequestContextMiddleware, UploadLimitMiddleware
 from app.api.problems import REASONS, install_problem_handlers
 from app.config import Settings
+from app.engine.precision import deterministic_cuda
 from app.engine.precision import resolve as resolve_precision
 from app.engine.runner import SearchRunner
 from app.metrics import Metrics
@@ -67,6 +68,8 @@ def start_services(settings: Settings, metrics: Metrics) -> Services:
     if settings.torch_threads is not None:
         torch.set_num_threads(settings.torch_threads)  # process-wide: one service per process
     workers: list[tuple[str, dict[str, SearchRunner]]] = []
+    if any(device.startswith("cuda") for device in settings.devices):
+        deterministic_cuda()
     for device in settings.devices:
         metrics.device_info.labels(device=device, name=_device_name(device)).set(1)
         runners = {}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from app.engine.lanes import per_row
+
 BETA1 = 0.9  # Kingma & Ba defaults, as in Yeh et al.'s code
 BETA2 = 0.999
 EPS = 1e-8
@@ -32,6 +34,7 @@ def adam_step(
     m.mul_(BETA1).add_(grad, alpha=1 - BETA1)
     v.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
     t = steps.to(params.dtype).unsqueeze(1)
-    m_hat = m / (1 - BETA1**t)
-    v_hat = v / (1 - BETA2**t)
+    # pow is transcendental: on whole SIMD vectors, so a row's bias correction does not depend on its batch
+    m_hat = m / per_row(lambda k: 1 - BETA1**k, t)
+    v_hat = v / per_row(lambda k: 1 - BETA2**k, t)
     return params - lr.unsqueeze(1) * m_hat / (v_hat.sqrt() + EPS)

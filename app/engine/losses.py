@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from app.engine.lanes import per_row
+
 
 def importance_weights(hole: torch.Tensor, window: int = 7) -> torch.Tensor:
     """(R, R) bool hole -> (R, R) float weights W = M * (share of hole pixels in a window).
@@ -34,6 +36,7 @@ def prior_loss(logits: torch.Tensor) -> torch.Tensor:
     """Non-saturating form of log(1 - D(G(z))): -log D(G(z)) = softplus(-logit), per slot.
 
     Both push G(z) towards what D calls real; this one keeps a useful gradient
-    where D is sure the image is fake, which is where the push matters.
+    where D is sure the image is fake, which is where the push matters. One value per row: computed on
+    whole SIMD vectors (`per_row`), so a row's loss and gradient do not depend on how many share its batch.
     """
-    return F.softplus(-logits)
+    return per_row(lambda values: F.softplus(-values), logits)

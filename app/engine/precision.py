@@ -34,3 +34,16 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp16" and device.type != "cuda":
         raise PrecisionError(f"fp16 needs a CUDA device, not {device}: use bf16 or fp32")
     return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def deterministic_cuda() -> None:
+    """Same request, same batch, same bits on CUDA: no TF32 (10-bit mantissas in fp32 matmuls and convolutions)
+    and only deterministic cuDNN algorithms, not the fastest one a benchmark run happens to pick.
+
+    Process-wide, like the flags themselves; a no-op without CUDA. cuDNN may still choose its algorithm by
+    batch size, so on CUDA a request alone and among others can differ in the last bits (the README says so).
+    """
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
