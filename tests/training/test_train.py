@@ -115,3 +115,15 @@ def test_torchrun_two_processes_gloo(tmp_path: Path, few_faces: Path) -> None:
     checkpoint = load_checkpoint(tmp_path / "store" / "ddp" / "1")
     assert checkpoint.card["training"]["world_size"] == 2
     assert checkpoint.config == TINY
+
+
+def test_a_taken_version_is_refused_before_the_first_step(tmp_path: Path, few_faces: Path) -> None:
+    """A million steps asked for: refused in seconds, with nothing trained, sampled or written."""
+    first = train(_settings(tmp_path, few_faces, steps=2))
+    assert first is not None
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    base = ["train", "--data", str(few_faces), "--name", "smoke", "--model-store", str(tmp_path / "store")]
+    result = _cli(*base, "--run-dir", str(tmp_path / "run2"), "--steps", "1000000", "--device", "cpu", "--no-progress")
+    assert result.returncode == 2
+    assert "already exists: pick another --version or pass --overwrite" in result.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no run folder, no state
