@@ -1,0 +1,123 @@
+"""Overload test on loopback: start the service, measure its capacity, offer a multiple of it, write the report.
+
+    .venv/bin/python scripts/overload.py --seconds 180 --factor 2 --out docs/overload
+
+Starts `python -m app serve` on a free port with the shipped model (or --model-store/--model), measures
+completions/s with closed-loop clients, then sends requests open loop at --factor times that for --seconds
+and stops by itself. Writes table.md, answers.csv, rss.csv and overload.png to --out and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.bench.overload import Payload, capacity, open_loop, table, write_report  # noqa: E402
+from training.masks import make_mask  # noqa: E402
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def payloads(faces: np.ndarray, count: int, data: dict[str, str]) -> list[Payload]:
+    """Damaged real faces (centre blocks and strokes, as a restoration service sees them)."""
+    out = []
+    for index in range(count):
+        hole = make_mask(("center", "strokes", "blocks")[index % 3], faces.shape[1], np.random.default_rng(index))
+        face = faces[index].copy()
+        face[hole.astype(bool)] = 128
+        files = {
+            "image": ("face.png", _png(face), "image/png"),
+            "mask": ("mask.png", _png(hole.astype(np.uint8) * 255), "image/png"),
+        }
+        out.append(Payload(files=files, data={**data, "seed": str(index)}))
+    return out
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
+    environment |= {"IMGCOMP_PORT": str(port), "IMGCOMP_HOST": "127.0.0.1", "IMGCOMP_LOG_LEVEL": "warning", **env}
+    server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=REPO, env=environment)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError("the server exited while starting")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError("the server did not become ready in 180 s")
+        time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
+    parser.add_argument("--model", default="faces")
+    parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "data" / "utkface_crop_part1_64.npz")
+    parser.add_argument("--clients", type=int, default=16, help="closed-loop clients that measure capacity")
+    parser.add_argument("--capacity-seconds", type=float, default=30)
+    parser.add_argument("--factor", type=float, default=2.0, help="offered rate = factor x measured capacity")
+    parser.add_argument("--seconds", type=float, default=180)
+    parser.add_argument("--queue-size", type=int, default=16)
+    parser.add_argument("--slots", type=int, default=32, help="IMGCOMP_SLOTS_PER_DEVICE")
+    parser.add_argument("--threads", type=int, default=2, help="IMGCOMP_TORCH_THREADS")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "overload")
+    parser.add_argument("--note", default="", help="a line on the conditions, written above the table")
+    args = parser.parse_args(argv)
+
+    with np.load(args.faces) as archive:
+        faces = archive["images"][1000:1048]
+    env = {
+        "IMGCOMP_MODEL_STORE": str(args.model_store),
+        "IMGCOMP_DEFAULT_MODEL": args.model,
+        "IMGCOMP_DEVICES": "cpu",
+        "IMGCOMP_QUEUE_SIZE": str(args.queue_size),
+        "IMGCOMP_SLOTS_PER_DEVICE": str(args.slots),
+        "IMGCOMP_TORCH_THREADS": str(args.threads),
+    }
+    server, url = start_server(env)
+    try:
+        requests = payloads(faces, len(faces), {})
+        measured = asyncio.run(capacity(url, requests, args.clients, args.capacity_seconds))
+        print(f"capacity: {measured:.2f} completions/s with {args.clients} closed-loop clients", flush=True)
+        run = asyncio.run(open_loop(url, requests, args.factor * measured, args.seconds, server.pid))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(120)
+    note = (
+        f"{args.model} on the CPU ({args.threads} torch threads, {args.slots} slots, queue {args.queue_size}), "
+        f"loopback, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. {args.note}"
+    )
+    figures = write_report(run, measured, args.out, note)
+    print(table(figures, measured))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
