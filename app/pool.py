@@ -291,7 +291,7 @@ class IterationPool:
                     self._answer(ticket, None, WorkerCrashed(f"the worker of {device} crashed during this search"))
                 self._metrics.live_slots.labels(device=device).set(0)
                 first, cap = _RESTART_PAUSE_S
-                time.sleep(min(first * 2 ** (self._health[index].failures - 1), cap))
+                time.sleep(min(first * 2 ** min(self._health[index].failures - 1, 16), cap))
 
     def _serve(self, index: int) -> None:
         runner, device = self._runners[index], self._devices[index]
