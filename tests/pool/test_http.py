@@ -123,10 +123,11 @@ def test_sigterm_drains_every_accepted_request(make_tiny_store: Callable[..., Pa
 def test_sigterm_turns_readyz_and_new_work_to_503_before_the_listener_closes(
     make_tiny_store: Callable[..., Path], faces: np.ndarray
 ) -> None:
-    with serve_subprocess(make_tiny_store(("tiny",)), drain_notice_s="5") as (server, url):
+    # a notice long enough that a loaded machine still asks everything below inside it
+    with serve_subprocess(make_tiny_store(("tiny",)), drain_notice_s="15") as (server, url):
         with httpx.Client(base_url=url, timeout=30) as http:
             server.send_signal(signal.SIGTERM)
-            _wait_for(lambda: http.get("/readyz").status_code == 503, 3, "readyz turning 503")
+            _wait_for(lambda: http.get("/readyz").status_code == 503, 10, "readyz turning 503")
             assert http.get("/readyz").json()["type"].endswith("shutting-down")
             refused = http.post("/complete", files=_files(faces[420]), data={"iterations": "5"})
             assert refused.status_code == 503 and "Retry-After" in refused.headers
