@@ -6,8 +6,9 @@ reach for module globals, so tests can build as many apps as they like.
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,6 +28,7 @@ class Services:
     backend: SearchBackend
     executor: ThreadPoolExecutor  # decode / prepare / blend / encode, off the loop and off the device threads
     metrics: Metrics
+    reloading: asyncio.Lock = field(default_factory=asyncio.Lock)  # one model reload at a time
 
     def stop(self) -> None:
         self.backend.stop(self.settings.shutdown_grace_s)
@@ -58,6 +60,7 @@ def get_metrics(request: Request) -> Metrics:
     return get_services(request).metrics
 
 
+ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 BackendDep = Annotated[SearchBackend, Depends(get_backend)]
