@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install serve test lint
+.PHONY: install serve test lint test-tools
 
 install: $(VENV)/.installed
 
@@ -23,5 +23,9 @@ lint: install
 	$(BIN)/ruff format --check app training tests scripts
 	$(BIN)/mypy
 
-test: lint
+# haproxy for the balancer's checks, from Debian when missing (skipped with a reason where it cannot be)
+test-tools:
+	scripts/test-tools.sh
+
+test: lint test-tools
 	$(BIN)/pytest
