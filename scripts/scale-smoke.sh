@@ -114,6 +114,22 @@ docker run --rm -v "$PWD/deploy/balancer/haproxy.cfg:/cfg/haproxy.cfg:ro" --entr
 docker run --rm -v "$PWD/deploy/prometheus/prometheus.yml:/cfg/prometheus.yml:ro" --entrypoint promtool \
   "$PROMETHEUS_IMAGE" check config /cfg/prometheus.yml
 
+say "the image under deploy/k8s's pod security: read-only root, uid 10001, no capabilities, no privilege gain"
+docker rm -f imgcomp-scale-readonly >/dev/null 2>&1 || true
+docker run -d --name imgcomp-scale-readonly --read-only --tmpfs /tmp --user 10001:10001 --cap-drop ALL \
+  --security-opt no-new-privileges -e IMGCOMP_DEVICES=cpu -e IMGCOMP_TORCH_THREADS=1 "$IMGCOMP_IMAGE" >/dev/null
+ready=
+for _ in $(seq 60); do
+  if docker exec imgcomp-scale-readonly python -c \
+    "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/readyz', timeout=4).read().decode())" 2>/dev/null; then
+    ready=1
+    break
+  fi
+  sleep 1
+done
+docker rm -f imgcomp-scale-readonly >/dev/null
+[[ -n $ready ]] || { echo "the image did not become ready with a read-only root filesystem" >&2; exit 1; }
+
 # --- the stack --------------------------------------------------------------------------------------
 t=$SECONDS
 say "compose up --scale app=$REPLICAS with the balancer and Prometheus (CPU override), waiting for healthy"
@@ -155,15 +171,12 @@ burst --label spread --requests 60 --concurrency 6 --iterations 5 || failed=1
 
 victim=$(replica 1)
 victim_name=$(docker inspect -f '{{.Name}}' "$victim" | tr -d /)
-say "2. crash: SIGKILL $victim_name after 15 of 60 answers"
+say "2. crash: SIGKILL $victim_name after 15 of 90 answers"
 # a crash loses what the replica held unless the balancer can send it elsewhere (retry-on empty-response)
-burst --label crash --requests 60 --concurrency 6 --iterations 5 --at 15 --run "docker kill $victim" ||
+burst --label crash --requests 90 --concurrency 6 --iterations 5 --at 15 --run "docker kill $victim" ||
   say "crash phase: some requests were not answered 200 (see above; the replica held them)"
-say "balancer's view after the crash (haproxy exporter via Prometheus)"
 curl -fsS "$PROM/api/v1/query" --data-urlencode 'query=sum(haproxy_backend_active_servers{proxy="replicas"})' |
-  "$PYTHON" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print("replicas in the balancer:", r[0]["value"][1] if r else "?")'
-curl -fsS "$PROM/api/v1/query" --data-urlencode 'query=sum(haproxy_backend_retry_warnings_total{proxy="replicas"})' |
-  "$PYTHON" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print("requests the balancer retried elsewhere so far:", r[0]["value"][1] if r else "?")'
+  "$PYTHON" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print("replicas the balancer counts as up:", r[0]["value"][1] if r else "?")'
 
 say "3. rejoin: restart $victim_name"
 t=$SECONDS
@@ -176,11 +189,20 @@ burst --label rejoin --requests 60 --concurrency 6 --iterations 5 || failed=1
 
 drained=$(replica 2)
 drained_name=$(docker inspect -f '{{.Name}}' "$drained" | tr -d /)
-say "4. drain: SIGTERM $drained_name (docker stop, its graceful drain) after 15 of 60 answers"
-burst --label drain --requests 60 --concurrency 6 --iterations 5 --restarts 2 --at 15 \
-  --run "docker stop --time 40 $drained" || failed=1
+say "4. drain: SIGTERM $drained_name (docker stop, its graceful drain) after 15 of 90 answers"
+burst --label drain --requests 90 --concurrency 6 --iterations 5 --restarts 2 --at 15 \
+  --run "docker stop -t 40 $drained" || failed=1
 echo "$drained_name exit code: $(docker inspect -f '{{.State.ExitCode}}' "$drained") (0 = drained and exited cleanly)"
-docker logs --tail 6 "$drained" 2>&1 | sed 's/^/    | /'
+# its own log after SIGTERM: accepted searches still answered 200, new ones refused 503 (and retried elsewhere)
+after_term=$(docker logs "$drained" 2>&1 | sed -n '/draining: readyz/,$p')
+printf '%s\n' "$after_term" | head -1 | sed 's/^/    | /'
+echo "    answered by $drained_name after SIGTERM:" \
+  "$(grep -c 'POST /complete HTTP/1.1" 200' <<<"$after_term") x 200 (searches it had accepted)," \
+  "$(grep -c 'POST /complete HTTP/1.1" 503' <<<"$after_term") x 503 (new ones in its drain notice: the balancer sent them elsewhere)"
+printf '%s\n' "$after_term" | tail -n 4 | sed 's/^/    | /'
+echo "    the balancer's log of this burst's answers other than 200 (termination state, retries as +N):"
+"${COMPOSE[@]}" logs --no-log-prefix --since 2m balancer 2>/dev/null | grep -E '" (5[0-9][0-9]) |replicas/app[0-9]+ .* (50[0-9]) ' |
+  tail -n 5 | sed 's/^/    | /' || true
 docker start "$drained" >/dev/null
 wait_healthy "$drained"
 

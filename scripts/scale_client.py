@@ -26,6 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,8 +44,22 @@ def _served(prom: str) -> dict[str, float]:
     return {item["metric"]["instance"]: float(item["value"][1]) for item in result}
 
 
+def _scalar(prom: str, query: str) -> float:
+    """One number from Prometheus (0 when the query has no result yet)."""
+    encoded = urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(f"{prom}/api/v1/query?{encoded}", timeout=10) as answer:
+        result = json.load(answer)["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+RETRIES = 'sum(haproxy_backend_retry_warnings_total{proxy="replicas"})'
+
+
 def _post(url: str, body: bytes, content_type: str, timeout: float) -> tuple[int, str, float]:
-    """(status, replica, seconds) of one POST /complete; status 0 when no HTTP answer came at all."""
+    """(status, replica, seconds) of one POST /complete; status 0 when no HTTP answer came at all.
+
+    A failure is printed with what answered it and the start of its body.
+    """
     request = urllib.request.Request(f"{url}/complete", data=body, headers={"Content-Type": content_type})
     started = time.perf_counter()
     try:
@@ -52,9 +67,11 @@ def _post(url: str, body: bytes, content_type: str, timeout: float) -> tuple[int
             answer.read()
             return answer.status, answer.headers.get("X-Replica", "?"), time.perf_counter() - started
     except urllib.error.HTTPError as error:
-        error.read()
-        return error.code, error.headers.get("X-Replica", "-"), time.perf_counter() - started
-    except OSError:
+        replica = error.headers.get("X-Replica", "the balancer")
+        print(f"  {error.code} from {replica}: {error.read()[:160].decode(errors='replace')}")
+        return error.code, replica, time.perf_counter() - started
+    except OSError as error:
+        print(f"  no answer: {error}")
         return 0, "-", time.perf_counter() - started
 
 
@@ -71,6 +88,7 @@ def cmd_burst(args: argparse.Namespace) -> int:
     names = dict(pair.split("=", 1) for pair in args.names.split(",") if pair) if args.names else {}
 
     before = _served(args.prom) if args.prom else {}
+    retries_before = _scalar(args.prom, RETRIES) if args.prom else 0.0
     answered = 0
     fired: list[tuple[float, subprocess.Popen[bytes]]] = []
     lock = threading.Lock()
@@ -100,15 +118,18 @@ def cmd_burst(args: argparse.Namespace) -> int:
         f"[{args.label}] answers: "
         + ", ".join(f"{count} x {status or 'no answer'}" for status, count in sorted(statuses.items()))
     )
+
+    def by_replica(keep: Callable[[float], bool]) -> str:
+        spread = Counter(replica for status, replica, _, t in results if status == 200 and keep(t))
+        return ", ".join(f"{names.get(r.rsplit(':', 1)[0], r)} {n}" for r, n in sorted(spread.items()))
+
     if fired:
         at = fired[0][0]
         print(f"[{args.label}] `{args.run}` ran at {at:.1f} s, after answer {args.at}")
-        for window, keep in (("before", lambda t: t <= at), ("after", lambda t: t > at)):
-            spread = Counter(replica for status, replica, _, t in results if status == 200 and keep(t))
-            print(f"[{args.label}] answered {window} it, by balancer slot: {dict(sorted(spread.items()))}")
+        print(f"[{args.label}] answered before it, by replica (X-Replica): {by_replica(lambda t: t <= at)}")
+        print(f"[{args.label}] answered after it, by replica (X-Replica):  {by_replica(lambda t: t > at)}")
     else:
-        spread = Counter(replica for status, replica, *_ in results if status == 200)
-        print(f"[{args.label}] answered by balancer slot: {dict(sorted(spread.items()))}")
+        print(f"[{args.label}] answered by replica (X-Replica): {by_replica(lambda t: True)}")
     latencies = sorted(seconds for status, _, seconds, _ in results if status == 200)
     if latencies:
         print(
@@ -119,10 +140,15 @@ def cmd_burst(args: argparse.Namespace) -> int:
         after = _served(args.prom)
         print(f'[{args.label}] completions per replica (Prometheus, imgcomp_requests_total{{status="200"}}):')
         for instance in sorted(set(before) | set(after)):
-            old, new = before.get(instance, 0.0), after.get(instance, 0.0)
-            delta = new - old if new >= old else new  # a restarted replica's counter starts again at 0
             name = names.get(instance.rsplit(":", 1)[0], "")
+            if instance not in after:
+                print(f"[{args.label}]   {instance:<20} {name:<28}  gone (not scraped since it stopped)")
+                continue
+            old, new = before.get(instance, 0.0), after[instance]
+            delta = new - old if new >= old else new  # a restarted replica's counter starts again at 0
             print(f"[{args.label}]   {instance:<20} {name:<28} {delta:5.0f}")
+        retried = _scalar(args.prom, RETRIES) - retries_before
+        print(f"[{args.label}] requests the balancer sent to another replica after a failed try: {retried:.0f}")
     return 0 if statuses == Counter({200: args.requests}) else 1
 
 
