@@ -13,15 +13,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.engine.depth import EdgeFill, generator_weight
+from app.engine.depth import EDGE_FILL, EdgeFill, generator_weight
 from app.engine.errors import EngineError, MaskError, ParamsError
 from app.engine.inpaint import INPAINTS
 from app.engine.poisson import poisson_fill
 from app.engine.search import check_hole_coverage
 
 BLENDS = ("poisson", "none")
-# the service's edge fill, tuned on held-out 200x200 faces (docs/evaluation/native-200)
-EDGE_FILL = EdgeFill()
 # the Poisson blend's largest side: its correction is smooth, so solving it finer buys nothing
 MAX_BLEND_SIDE = 256
 # the edge fill's largest working size (about 1 megapixel): beyond it, it is filled smaller and scaled up

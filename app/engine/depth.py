@@ -51,3 +51,17 @@ def generator_weight(hole: np.ndarray, resolution: int, edge: EdgeFill) -> np.nd
     weight = t * t * (3.0 - 2.0 * t)
     weight[~hole] = 0.0
     return weight.astype(np.float32)
+
+
+# the service's edge fill, tuned on held-out 200x200 faces (docs/evaluation/edge-fill-200)
+EDGE_FILL = EdgeFill("telea", near=0.5, far=2.0)
+EDGE_NAMES = (*INPAINTS, "none")
+
+
+def edge_fill(name: str) -> EdgeFill | None:
+    """The service's edge fill with the classical method `name`; None for `none` (the generator's fill only)."""
+    if name == "none":
+        return None
+    if name not in INPAINTS:
+        raise ParamsError(f"edge must be one of {', '.join(EDGE_NAMES)}, got {name!r}")
+    return EdgeFill(name, EDGE_FILL.near, EDGE_FILL.far)

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from app.engine import MASK_KINDS, SearchJob, SearchParams, SearchRunner, finish, make_mask, prepare
-from app.engine.compose import EDGE_FILL
-from app.engine.depth import EdgeFill
+from app.engine.depth import EDGE_FILL, EdgeFill
 from app.quality.baselines import BASELINES
 from app.quality.damage import destroy
 from app.quality.metrics import hole_psnr, hole_sharpness, masked_l1, seam_gradient_error, ssim
