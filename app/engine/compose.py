@@ -11,15 +11,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
-from app.engine.depth import EDGE_FILL, EdgeFill, generator_weight
+from app.engine.depth import EDGE_FILL, EdgeFill, generator_weight, model_pixel
 from app.engine.errors import EngineError, MaskError, ParamsError
 from app.engine.inpaint import INPAINTS
 from app.engine.poisson import poisson_fill
 from app.engine.search import check_hole_coverage
+from app.engine.window import box_resize, model_window
 
 BLENDS = ("poisson", "none")
+WHOLE = (slice(None), slice(None))
 # the Poisson blend's largest side: its correction is smooth, so solving it finer buys nothing
 MAX_BLEND_SIDE = 256
 # the edge fill's largest working size (about 1 megapixel): beyond it, it is filled smaller and scaled up
@@ -48,28 +49,24 @@ def _check(image: np.ndarray, hole: np.ndarray) -> None:
     check_hole_coverage(int(hole.sum()), hole.size)
 
 
-def _box_resize(plane: np.ndarray, resolution: int) -> np.ndarray:
-    """Area-average one float plane to (R, R): each output pixel sees exactly the source pixels under it."""
-    return np.asarray(Image.fromarray(plane.astype(np.float32)).resize((resolution, resolution), Image.Resampling.BOX))
-
-
 def prepare(image: np.ndarray, hole: np.ndarray, resolution: int) -> Prepared:
-    """Bring the WHOLE upload to (R, R) (the model knows whole faces, not fragments).
+    """Bring the upload's square (see `app.engine.window`) to (R, R): the model knows whole faces, not fragments.
 
     The box filter gives each model pixel exactly the source pixels under its
     footprint, so marking a model pixel as hole when any of those is a hole
     makes every known model pixel an average of known source pixels only; a
     wider filter (Lanczos, bicubic) would leak the damage into the context.
-    A non-square upload is stretched to the square; `finish` stretches back.
     """
     _check(image, hole)
-    small_hole = _box_resize(hole.astype(np.float32), resolution) > 0
+    window = model_window(hole, resolution) or WHOLE
+    image, hole = image[window], hole[window]
+    small_hole = box_resize(hole.astype(np.float32), resolution) > 0
     if small_hole.all():
         raise MaskError(
             f"at the model's {resolution}x{resolution} resolution every pixel touches the hole "
             "(e.g. a fine scattered mask on a large photo): leave larger areas of the photo known"
         )
-    planes = [_box_resize(image[..., c], resolution) for c in range(3)]
+    planes = [box_resize(image[..., c], resolution) for c in range(3)]
     target = torch.from_numpy(np.stack(planes)).div(127.5).sub(1.0).clamp(-1.0, 1.0)
     small = torch.from_numpy(small_hole)
     return Prepared(target=target.masked_fill(small, 0.0), hole=small)
@@ -129,17 +126,23 @@ def blended_fill(
     blend: str = "poisson",
     max_blend_side: int = MAX_BLEND_SIDE,
 ) -> np.ndarray:
-    """(H, W, 3) float: the generator's (C, R, R) answer in [-1, 1] scaled to the photo, Poisson-blended into it."""
+    """(H, W, 3) float: the generator's (C, R, R) answer in [-1, 1] scaled to the model's window, Poisson-blended."""
     if blend not in BLENDS:
         raise ParamsError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
     _check(image, hole)
     assert generated.dim() == 3 and generated.shape[0] in (1, 3), tuple(generated.shape)
-    fill = generated.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).permute(1, 2, 0).numpy()
-    fill = np.ascontiguousarray(np.broadcast_to(fill, (*fill.shape[:2], 3)))
-    height, width = hole.shape
-    shrink = height < fill.shape[0] or width < fill.shape[1]
-    fill = cv2.resize(fill, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    return _blend(image, hole, fill, max_blend_side) if blend == "poisson" else fill
+    small = generated.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).permute(1, 2, 0).numpy()
+    small = np.ascontiguousarray(np.broadcast_to(small, (*small.shape[:2], 3)))
+    window = model_window(hole, generated.shape[-1]) or WHOLE
+    crop_image, crop_hole = image[window], hole[window]
+    height, width = crop_hole.shape
+    shrink = height < small.shape[0] or width < small.shape[1]
+    crop = cv2.resize(small, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    if blend == "poisson":
+        crop = _blend(crop_image, crop_hole, crop, max_blend_side)
+    fill = np.zeros((*hole.shape, 3), dtype=np.float32)  # outside the window: the classical fill's, see compose
+    fill[window] = crop
+    return fill
 
 
 def compose(
@@ -147,14 +150,20 @@ def compose(
 ) -> np.ndarray:
     """The upload with its hole rewritten: `fill` deep inside, with `edge`, a classical fill near the edge.
 
+    Hole pixels outside the model's window always take the classical fill.
     Only hole pixels are written: every known pixel comes back byte-identical.
     """
-    if edge is not None:
-        weight = generator_weight(hole, resolution, edge)
-        band = hole & (weight < 1.0)
-        if band.any():
-            classical = _edge_fill(image, hole, band, fill, edge)
-            fill = weight[..., None] * fill + (1.0 - weight[..., None]) * classical
+    window = model_window(hole, resolution) or WHOLE
+    seen = np.zeros(hole.shape, dtype=bool)
+    seen[window] = hole[window]
+    if edge is None:
+        weight = seen.astype(np.float32)
+    else:  # the window's border counts as an edge too, so the classical fill outside it joins without a seam
+        weight = generator_weight(seen, model_pixel(hole[window].shape, resolution), edge)
+    band = hole & (weight < 1.0)
+    if band.any():
+        classical = _edge_fill(image, hole, band, fill, edge or EDGE_FILL)
+        fill = weight[..., None] * fill + (1.0 - weight[..., None]) * classical
     out = image.copy()
     out[hole] = np.clip(np.rint(fill[hole]), 0, 255).astype(np.uint8)
     return out

@@ -42,11 +42,14 @@ def model_pixel(shape: tuple[int, int], resolution: int) -> float:
     return math.sqrt(height * width) / resolution
 
 
-def generator_weight(hole: np.ndarray, resolution: int, edge: EdgeFill) -> np.ndarray:
-    """(H, W) float32 in [0, 1]: 0 outside the hole and at its edge, 1 deeper than `edge.far` model pixels."""
+def generator_weight(hole: np.ndarray, pixel: float, edge: EdgeFill) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: 0 outside the hole and at its edge, 1 deeper than `edge.far` model pixels.
+
+    `pixel` is one model pixel's side in photo pixels (`model_pixel`).
+    """
     # photo pixels to the nearest known one, then in model pixels
     depth = np.asarray(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5), dtype=np.float32)
-    depth = depth / model_pixel(hole.shape, resolution)
+    depth = depth / pixel
     t = np.clip((depth - edge.near) / (edge.far - edge.near), 0.0, 1.0)
     weight = t * t * (3.0 - 2.0 * t)
     weight[~hole] = 0.0

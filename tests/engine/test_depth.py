@@ -21,7 +21,7 @@ def _generated(seed: int = 0) -> torch.Tensor:
 
 def test_weight_is_zero_outside_rises_with_depth_and_is_one_deeper_than_far() -> None:
     hole = centre_hole(256, 256)  # a 128-pixel square: 16 model pixels deep at 8 photo pixels per model pixel
-    weight = generator_weight(hole, R, EDGE)
+    weight = generator_weight(hole, model_pixel(hole.shape, R), EDGE)
     assert model_pixel(hole.shape, R) == 8.0
     assert np.all(weight[~hole] == 0)
     row = weight[128, 64:128]  # from the hole's left edge to its centre
@@ -43,7 +43,7 @@ def test_deep_pixels_are_the_generator_fill_exactly() -> None:
     image, hole = photo(256, 256), centre_hole(256, 256)
     with_edge = finish(image, hole, _generated(), edge=EDGE)
     without = finish(image, hole, _generated(), edge=None)
-    deep = generator_weight(hole, R, EDGE) == 1.0
+    deep = generator_weight(hole, model_pixel(hole.shape, R), EDGE) == 1.0
     assert deep.sum() > 0.4 * hole.sum()
     assert np.array_equal(with_edge[deep], without[deep])
     assert not np.array_equal(with_edge[hole & ~deep], without[hole & ~deep])
