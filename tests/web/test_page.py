@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from app.config import Settings
 from tests.app.conftest import StepGate, encode, good_request, running, serving
@@ -255,3 +255,39 @@ def test_token_is_asked_for_and_sent(module_store: Path, page: Page, face: np.nd
         page.keyboard.press("Enter")
         expect(page.locator("#result")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
         assert page.evaluate("sessionStorage.getItem('imgcomp-token')") == "open-sesame"
+
+
+def test_phone_width_touch_painting(site: httpx.Client, browser: Browser, face: np.ndarray) -> None:
+    """At 390 px with a touchscreen: nothing overflows sideways, a finger paints, the keyboard switches tools."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    phone = context.new_page()
+    errors: list[str] = []
+    phone.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    phone.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        open_page(phone, str(site.base_url))
+        load_photo(phone, encode(face))
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        box = phone.locator("#mask").bounding_box()
+        assert box is not None and box["width"] > 300  # the photo fills the phone's width
+        touch = context.new_cdp_session(phone)
+        y = box["y"] + box["height"] / 2
+        xs = np.linspace(box["x"] + 20, box["x"] + box["width"] - 20, 12)
+        touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": xs[0], "y": y}]})
+        for x in xs[1:]:
+            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        expect(phone.locator("#mask-info")).to_contain_text("pixels")
+        expect(phone.locator("#submit")).to_be_enabled()
+        painted = phone.locator("#mask-info").inner_text()
+
+        phone.keyboard.press("e")  # the eraser, from the keyboard
+        assert phone.locator('input[value="eraser"]').is_checked()
+        phone.keyboard.press("]")
+        expect(phone.locator("#size-value")).to_have_text("32 px")
+        touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": xs[5], "y": y}]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        expect(phone.locator("#mask-info")).not_to_have_text(painted)  # the eraser took some away
+    finally:
+        context.close()
+    assert errors == []

@@ -385,6 +385,7 @@ async function submit() {
   const mask = await maskBlob();
   state.job = { controller: new AbortController(), started: performance.now(), attempt: 0, retryAt: 0, detail: "" };
   state.job.timer = setInterval(tick, 100);
+  el.status.setAttribute("aria-busy", "true"); // a screen reader reads the outcome, not every tick
   el.cancel.hidden = false;
   updateMaskInfo();
   tick();
@@ -392,6 +393,7 @@ async function submit() {
     await send(mask);
   } finally {
     clearInterval(state.job.timer);
+    el.status.setAttribute("aria-busy", "false");
     state.job = null;
     el.cancel.hidden = true;
     updateMaskInfo();
@@ -541,6 +543,7 @@ async function showResult(answer, elapsedMs) {
   }
   el.result.hidden = false;
   setSplit(Number(el.split.value));
+  el.result.scrollIntoView({ block: "nearest" });
   showStatus("ok", `Restored in ${seconds(elapsedMs / 1000)}.`, "Drag across the picture or use the slider to compare.");
 }
 
