@@ -291,3 +291,28 @@ def test_phone_width_touch_painting(site: httpx.Client, browser: Browser, face: 
     finally:
         context.close()
     assert errors == []
+
+
+def test_cancel_frees_the_search(
+    make_settings: Callable[..., Settings], page: Page, face: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancel while the search runs closes the request; the server counts it as gone and keeps serving."""
+    gate = StepGate(monkeypatch)
+    with running(make_settings()) as url, httpx.Client(base_url=url, timeout=60) as http:
+        open_page(page, url)
+        load_photo(page, encode(face))
+        paint_stroke(page, face.shape[1])
+        choose_budget(page, iterations=3)
+        page.click("#submit")
+        expect(page.locator("#status.busy")).to_contain_text("Restoring")
+        assert gate.entered.wait(30)
+        page.click("#cancel")
+        expect(page.locator("#status.error")).to_contain_text("Cancelled")
+        deadline = time.monotonic() + 30
+        while 'imgcomp_rejections_total{reason="client-gone"} 1.0' not in http.get("/metrics").text:
+            assert time.monotonic() < deadline, "the server never saw the client leave"
+            time.sleep(0.05)
+        gate.release.set()
+        expect(page.locator("#submit")).to_be_enabled()
+        page.click("#submit")
+        expect(page.locator("#result")).to_be_visible(timeout=RESULT_TIMEOUT_MS)

@@ -4,6 +4,7 @@
 
 const TOKEN_KEY = "imgcomp-token";
 const MAX_UNDO = 30;
+const UNDO_PIXELS = 40e6; // snapshots of a large photo are width x height x 4 bytes each
 const MAX_RETRIES = 30;
 const MASK_COLOR = "#ff2d6f";
 
@@ -153,7 +154,8 @@ function tool() {
 
 function pushUndo() {
   state.undo.push(maskCtx.getImageData(0, 0, el.mask.width, el.mask.height));
-  if (state.undo.length > MAX_UNDO) state.undo.shift();
+  const keep = Math.max(3, Math.min(MAX_UNDO, Math.floor(UNDO_PIXELS / (el.mask.width * el.mask.height))));
+  while (state.undo.length > keep) state.undo.shift();
 }
 
 function stroke(from, to) {
@@ -286,10 +288,12 @@ function maskBlob() {
 
 document.addEventListener("keydown", (event) => {
   const typing = event.target.closest("input[type=number], input[type=password], select, dialog");
-  if (typing) return;
+  if (typing || event.altKey) return;
   if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
     event.preventDefault();
     el.undo.click();
+  } else if (event.ctrlKey || event.metaKey) {
+    return;
   } else if (event.key === "b" || event.key === "e") {
     document.querySelector(`input[name="tool"][value="${event.key === "b" ? "brush" : "eraser"}"]`).checked = true;
   } else if (event.key === "[" || event.key === "]") {
@@ -383,14 +387,18 @@ function tick() {
 async function submit() {
   if (state.job || !state.file) return;
   const mask = await maskBlob();
-  state.job = { controller: new AbortController(), started: performance.now(), attempt: 0, retryAt: 0, detail: "" };
+  state.job = {
+    controller: new AbortController(), started: performance.now(), attempt: 0, retryAt: 0, detail: "",
+    bitmap: state.bitmap, name: state.file.name, // what was sent, even if another photo is opened meanwhile
+    body: form(mask), // sent again as it is on each retry
+  };
   state.job.timer = setInterval(tick, 100);
   el.status.setAttribute("aria-busy", "true"); // a screen reader reads the outcome, not every tick
   el.cancel.hidden = false;
   updateMaskInfo();
   tick();
   try {
-    await send(mask);
+    await send();
   } finally {
     clearInterval(state.job.timer);
     el.status.setAttribute("aria-busy", "false");
@@ -410,7 +418,7 @@ function form(mask) {
   return data;
 }
 
-async function send(mask) {
+async function send() {
   const job = state.job;
   for (;;) {
     const headers = { Accept: "application/json" };
@@ -418,14 +426,14 @@ async function send(mask) {
     if (token) headers.Authorization = `Bearer ${token}`;
     let response;
     try {
-      response = await fetch("/complete", { method: "POST", body: form(mask), headers, signal: job.controller.signal });
+      response = await fetch("/complete", { method: "POST", body: job.body, headers, signal: job.controller.signal });
     } catch (error) {
       if (error.name === "AbortError") showStatus("error", "Cancelled.", "The server frees the search's slots.");
       else showStatus("error", "Could not reach the server.", "Check that it is running, then press Restore again.");
       return;
     }
     if (response.ok) {
-      await showResult(await response.json(), performance.now() - job.started);
+      await showResult(await response.json(), job);
       return;
     }
     const problem = await readProblem(response);
@@ -510,11 +518,12 @@ function askToken(detail) {
 
 // ---------- the answer ----------
 
-async function showResult(answer, elapsedMs) {
+async function showResult(answer, job) {
+  const elapsedMs = performance.now() - job.started;
   const bytes = Uint8Array.from(atob(answer.image), (c) => c.charCodeAt(0));
   const blob = new Blob([bytes], { type: `image/${answer.format}` });
   const restored = await createImageBitmap(blob);
-  for (const [canvas, picture] of [[el.before, state.bitmap], [el.after, restored]]) {
+  for (const [canvas, picture] of [[el.before, job.bitmap], [el.after, restored]]) {
     canvas.width = picture.width;
     canvas.height = picture.height;
     canvas.getContext("2d", { willReadFrequently: true }).drawImage(picture, 0, 0);
@@ -522,7 +531,7 @@ async function showResult(answer, elapsedMs) {
   if (state.downloadUrl) URL.revokeObjectURL(state.downloadUrl);
   state.downloadUrl = URL.createObjectURL(blob);
   el.download.href = state.downloadUrl;
-  el.download.download = `${(state.file.name || "image").replace(/\.[^.]+$/, "")}-restored.${answer.format}`;
+  el.download.download = `${(job.name || "image").replace(/\.[^.]+$/, "")}-restored.${answer.format}`;
   const t = answer.timings;
   const rows = [
     ["model", `${answer.model}, start: ${answer.init}`],
