@@ -5,6 +5,7 @@ Runs on plain arrays (NumPy, PIL, OpenCV, SciPy), off the device's worker thread
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -12,11 +13,19 @@ import numpy as np
 import torch
 from PIL import Image
 
+from app.engine.depth import EdgeFill, generator_weight
 from app.engine.errors import EngineError, MaskError, ParamsError
+from app.engine.inpaint import INPAINTS
 from app.engine.poisson import poisson_fill
 from app.engine.search import check_hole_coverage
 
 BLENDS = ("poisson", "none")
+# the service's edge fill, tuned on held-out 200x200 faces (docs/evaluation/native-200)
+EDGE_FILL = EdgeFill()
+# the Poisson blend's largest side: its correction is smooth, so solving it finer buys nothing
+MAX_BLEND_SIDE = 256
+# the edge fill's largest working size (about 1 megapixel): beyond it, it is filled smaller and scaled up
+MAX_EDGE_PIXELS = 1 << 20
 
 
 @dataclass
@@ -68,11 +77,61 @@ def prepare(image: np.ndarray, hole: np.ndarray, resolution: int) -> Prepared:
     return Prepared(target=target.masked_fill(small, 0.0), hole=small)
 
 
-def finish(image: np.ndarray, hole: np.ndarray, generated: torch.Tensor, blend: str = "poisson") -> np.ndarray:
-    """(H, W, 3) uint8 upload with its hole filled from `generated` (C, R, R) in [-1, 1].
+def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area average down, bilinear up: (H, W[, C]) float to `size` = (width, height)."""
+    shrink = size[0] < array.shape[1] or size[1] < array.shape[0]
+    return cv2.resize(array, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
-    Only hole pixels are written: every known pixel comes back byte-identical.
+
+def _working_size(shape: tuple[int, int], scale: float) -> tuple[int, int]:
+    height, width = shape
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _blend(image: np.ndarray, hole: np.ndarray, fill: np.ndarray, max_side: int) -> np.ndarray:
+    """Poisson-blend `fill` into the photo, solved on at most `max_side` pixels a side.
+
+    The blend adds a harmonic correction (smooth by construction) to the fill;
+    above `max_side` it is solved on the photo brought down to that size and
+    scaled back up, so a 25-megapixel upload costs what a 256x256 one does.
     """
+    if max(hole.shape) <= max_side:
+        return poisson_fill(image.astype(np.float64), fill.astype(np.float64), hole)
+    size = _working_size(hole.shape, max_side / max(hole.shape))
+    small_hole = _resize(hole.astype(np.float32), size) > 0  # any missing photo pixel under it
+    if small_hole.all():
+        return fill
+    small_fill = _resize(fill.astype(np.float32), size)
+    small_image = _resize(image.astype(np.float32), size)
+    blended = poisson_fill(small_image.astype(np.float64), small_fill.astype(np.float64), small_hole)
+    correction = (blended - small_fill).astype(np.float32)  # known - fill outside the hole, harmonic inside
+    return fill + _resize(correction, (hole.shape[1], hole.shape[0]))
+
+
+def _edge_fill(image: np.ndarray, hole: np.ndarray, band: np.ndarray, deep: np.ndarray, edge: EdgeFill) -> np.ndarray:
+    """The classical fill of `band` (the hole's pixels near its edge), the generator's `deep` pixels taken as known.
+
+    Above MAX_EDGE_PIXELS the photo is filled at that many pixels and scaled back.
+    """
+    source = image.copy()
+    source[hole & ~band] = np.clip(np.rint(deep[hole & ~band]), 0, 255).astype(np.uint8)
+    inpaint = INPAINTS[edge.method]
+    if hole.size <= MAX_EDGE_PIXELS:
+        return inpaint(source, band).astype(np.float32)
+    size = _working_size(hole.shape, math.sqrt(MAX_EDGE_PIXELS / hole.size))
+    small_band = _resize(band.astype(np.float32), size) > 0
+    small = inpaint(_resize(source, size), small_band)
+    return _resize(small.astype(np.float32), (hole.shape[1], hole.shape[0]))
+
+
+def blended_fill(
+    image: np.ndarray,
+    hole: np.ndarray,
+    generated: torch.Tensor,
+    blend: str = "poisson",
+    max_blend_side: int = MAX_BLEND_SIDE,
+) -> np.ndarray:
+    """(H, W, 3) float: the generator's (C, R, R) answer in [-1, 1] scaled to the photo, Poisson-blended into it."""
     if blend not in BLENDS:
         raise ParamsError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
     _check(image, hole)
@@ -82,8 +141,42 @@ def finish(image: np.ndarray, hole: np.ndarray, generated: torch.Tensor, blend: 
     height, width = hole.shape
     shrink = height < fill.shape[0] or width < fill.shape[1]
     fill = cv2.resize(fill, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    if blend == "poisson":
-        fill = poisson_fill(image.astype(np.float64), fill.astype(np.float64), hole)
+    return _blend(image, hole, fill, max_blend_side) if blend == "poisson" else fill
+
+
+def compose(
+    image: np.ndarray, hole: np.ndarray, fill: np.ndarray, resolution: int, edge: EdgeFill | None
+) -> np.ndarray:
+    """The upload with its hole rewritten: `fill` deep inside, with `edge`, a classical fill near the edge.
+
+    Only hole pixels are written: every known pixel comes back byte-identical.
+    """
+    if edge is not None:
+        weight = generator_weight(hole, resolution, edge)
+        band = hole & (weight < 1.0)
+        if band.any():
+            classical = _edge_fill(image, hole, band, fill, edge)
+            fill = weight[..., None] * fill + (1.0 - weight[..., None]) * classical
     out = image.copy()
     out[hole] = np.clip(np.rint(fill[hole]), 0, 255).astype(np.uint8)
     return out
+
+
+def finish(
+    image: np.ndarray,
+    hole: np.ndarray,
+    generated: torch.Tensor,
+    blend: str = "poisson",
+    edge: EdgeFill | None = EDGE_FILL,
+    max_blend_side: int = MAX_BLEND_SIDE,
+) -> np.ndarray:
+    """(H, W, 3) uint8 upload with its hole filled from `generated` (C, R, R) in [-1, 1].
+
+    The generator's fill is scaled to the photo and Poisson-blended; with `edge`,
+    the hole's pixels near its edge (in model pixels) take a classical fill made
+    at the photo's own size instead (see `app.engine.depth`). Every known pixel
+    comes back byte-identical, and the cost is bounded by `max_blend_side` and
+    MAX_EDGE_PIXELS whatever the upload's size.
+    """
+    fill = blended_fill(image, hole, generated, blend, max_blend_side)
+    return compose(image, hole, fill, generated.shape[-1], edge)

@@ -45,7 +45,7 @@ def test_non_square_3x_upload_round_trip() -> None:
     # the whole picture is there: the model-resolution target follows the source's left-to-right ramp
     assert prepared.target[0, 0, -1] > prepared.target[0, 0, 0] + 1.0
     # the fill is the generator's output, scaled back: a flat grey fill comes back flat grey inside the hole
-    out = finish(image, hole, torch.zeros(3, R, R), blend="none")
+    out = finish(image, hole, torch.zeros(3, R, R), blend="none", edge=None)
     assert out.shape == (128, 192, 3)
     assert np.all(out[hole] == 128)
 

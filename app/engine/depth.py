@@ -1,0 +1,53 @@
+"""How much of a hole pixel's answer comes from the generator, by its depth in the hole.
+
+A scratch a few pixels wide on a large photo is far narrower than one pixel
+of the model: the generator's fill, upscaled from its 64x64, can only be a
+blur there, while a classical fill at the photo's own size borrows real detail
+from the pixels beside it. Deep inside a large hole it is the other way round:
+only the generator knows what a face looks like. The weight is a smoothstep
+of the distance to the nearest known pixel, measured in model pixels, so the
+same rule holds for a 64x64 upload and a 4000x4000 scan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from app.engine.errors import ParamsError
+from app.engine.inpaint import INPAINTS
+
+
+@dataclass(frozen=True)
+class EdgeFill:
+    """Classical fill near the hole's edge, the generator's deeper than `far` model pixels."""
+
+    method: str = "telea"
+    near: float = 0.0  # model pixels from the edge that are all classical
+    far: float = 2.0  # model pixels from the edge from which on it is all generator
+
+    def __post_init__(self) -> None:
+        if self.method not in INPAINTS:
+            raise ParamsError(f"edge fill must be one of {', '.join(INPAINTS)}, got {self.method!r}")
+        if not 0 <= self.near < self.far:
+            raise ParamsError(f"edge fill needs 0 <= near < far, got near={self.near} far={self.far}")
+
+
+def model_pixel(shape: tuple[int, int], resolution: int) -> float:
+    """The side of one model pixel in photo pixels (geometric mean of the two axes' stretch)."""
+    height, width = shape
+    return math.sqrt(height * width) / resolution
+
+
+def generator_weight(hole: np.ndarray, resolution: int, edge: EdgeFill) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: 0 outside the hole and at its edge, 1 deeper than `edge.far` model pixels."""
+    # photo pixels to the nearest known one, then in model pixels
+    depth = np.asarray(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5), dtype=np.float32)
+    depth = depth / model_pixel(hole.shape, resolution)
+    t = np.clip((depth - edge.near) / (edge.far - edge.near), 0.0, 1.0)
+    weight = t * t * (3.0 - 2.0 * t)
+    weight[~hole] = 0.0
+    return weight.astype(np.float32)
