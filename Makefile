@@ -23,5 +23,7 @@ lint: install
 	$(BIN)/ruff format --check app training tests scripts
 	$(BIN)/mypy
 
+# the browser tests (tests/web) drive Debian's chromium; the script installs it once where apt can
 test: lint
+	bash scripts/ensure-chromium.sh
 	$(BIN)/pytest
