@@ -14,7 +14,7 @@ import torch
 
 from app.engine.depth import EDGE_FILL, EdgeFill, generator_weight, model_pixel
 from app.engine.errors import EngineError, MaskError, ParamsError
-from app.engine.inpaint import INPAINTS
+from app.engine.inpaint import INPAINT_RADIUS, INPAINTS
 from app.engine.poisson import poisson_fill
 from app.engine.search import check_hole_coverage
 from app.engine.window import box_resize, model_window
@@ -25,6 +25,8 @@ WHOLE = (slice(None), slice(None))
 MAX_BLEND_SIDE = 256
 # the edge fill's largest working size (about 1 megapixel): beyond it, it is filled smaller and scaled up
 MAX_EDGE_PIXELS = 1 << 20
+# known pixels around the hole the edge fill reads: the nearest known ones and OpenCV's inpainting radius
+EDGE_MARGIN = INPAINT_RADIUS + 1
 
 
 @dataclass
@@ -91,16 +93,34 @@ def _blend(image: np.ndarray, hole: np.ndarray, fill: np.ndarray, max_side: int)
     scaled back up, so a 25-megapixel upload costs what a 256x256 one does.
     """
     if max(hole.shape) <= max_side:
-        return poisson_fill(image.astype(np.float64), fill.astype(np.float64), hole)
+        return poisson_fill(image.astype(np.float64), fill.astype(np.float64), hole).astype(np.float32)
     size = _working_size(hole.shape, max_side / max(hole.shape))
     small_hole = _resize(hole.astype(np.float32), size) > 0  # any missing photo pixel under it
     if small_hole.all():
         return fill
-    small_fill = _resize(fill.astype(np.float32), size)
-    small_image = _resize(image.astype(np.float32), size)
-    blended = poisson_fill(small_image.astype(np.float64), small_fill.astype(np.float64), small_hole)
+    small_fill = _resize(fill, size).astype(np.float64)
+    small_image = _resize(image, size).astype(np.float64)
+    blended = poisson_fill(small_image, small_fill, small_hole)
     correction = (blended - small_fill).astype(np.float32)  # known - fill outside the hole, harmonic inside
-    return fill + _resize(correction, (hole.shape[1], hole.shape[0]))
+    fill += _resize(correction, (hole.shape[1], hole.shape[0]))
+    return fill
+
+
+def _hole_box(hole: np.ndarray) -> tuple[slice, slice]:
+    """The hole's bounding box grown by EDGE_MARGIN: all the edge fill and the composition need to see."""
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    height, width = hole.shape
+    return (
+        slice(max(0, rows[0] - EDGE_MARGIN), min(height, rows[-1] + 1 + EDGE_MARGIN)),
+        slice(max(0, cols[0] - EDGE_MARGIN), min(width, cols[-1] + 1 + EDGE_MARGIN)),
+    )
+
+
+def _with_deep(image: np.ndarray, inner: np.ndarray, deep: np.ndarray) -> np.ndarray:
+    """The photo with the generator's pixels where `inner` is set: the known side of the band, seen from inside."""
+    source = image.copy()
+    np.copyto(source, np.clip(np.rint(deep), 0, 255).astype(np.uint8), where=inner[..., None])
+    return source
 
 
 def _edge_fill(image: np.ndarray, hole: np.ndarray, band: np.ndarray, deep: np.ndarray, edge: EdgeFill) -> np.ndarray:
@@ -108,15 +128,14 @@ def _edge_fill(image: np.ndarray, hole: np.ndarray, band: np.ndarray, deep: np.n
 
     Above MAX_EDGE_PIXELS the photo is filled at that many pixels and scaled back.
     """
-    source = image.copy()
-    source[hole & ~band] = np.clip(np.rint(deep[hole & ~band]), 0, 255).astype(np.uint8)
     inpaint = INPAINTS[edge.method]
     if hole.size <= MAX_EDGE_PIXELS:
-        return inpaint(source, band).astype(np.float32)
+        return inpaint(_with_deep(image, hole & ~band, deep), band)
     size = _working_size(hole.shape, math.sqrt(MAX_EDGE_PIXELS / hole.size))
     small_band = _resize(band.astype(np.float32), size) > 0
-    small = inpaint(_resize(source, size), small_band)
-    return _resize(small.astype(np.float32), (hole.shape[1], hole.shape[0]))
+    small_inner = (_resize(hole.astype(np.float32), size) > 0) & ~small_band
+    small = inpaint(_with_deep(_resize(image, size), small_inner, _resize(deep, size)), small_band)
+    return _resize(small, (hole.shape[1], hole.shape[0]))
 
 
 def blended_fill(
@@ -140,6 +159,8 @@ def blended_fill(
     crop = cv2.resize(small, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
     if blend == "poisson":
         crop = _blend(crop_image, crop_hole, crop, max_blend_side)
+    if window is WHOLE:
+        return crop
     fill = np.zeros((*hole.shape, 3), dtype=np.float32)  # outside the window: the classical fill's, see compose
     fill[window] = crop
     return fill
@@ -154,18 +175,26 @@ def compose(
     Only hole pixels are written: every known pixel comes back byte-identical.
     """
     window = model_window(hole, resolution) or WHOLE
+    pixel = model_pixel(hole[window].shape, resolution)
     seen = np.zeros(hole.shape, dtype=bool)
     seen[window] = hole[window]
+    box = _hole_box(hole)  # every hole pixel, its nearest known pixels and the inpainting radius around it
+    image_box, hole_box, seen_box = image[box], hole[box], seen[box]
+    fill_box = fill[box].copy()
     if edge is None:
-        weight = seen.astype(np.float32)
+        weight = seen_box.astype(np.float32)
     else:  # the window's border counts as an edge too, so the classical fill outside it joins without a seam
-        weight = generator_weight(seen, model_pixel(hole[window].shape, resolution), edge)
-    band = hole & (weight < 1.0)
+        weight = generator_weight(seen_box, pixel, edge)
+    band = hole_box & (weight < 1.0)
     if band.any():
-        classical = _edge_fill(image, hole, band, fill, edge or EDGE_FILL)
-        fill = weight[..., None] * fill + (1.0 - weight[..., None]) * classical
+        classical = _edge_fill(image_box, hole_box, band, fill_box, edge or EDGE_FILL)
+        ys, xs = np.nonzero(band)
+        share = weight[ys, xs][:, None]
+        fill_box[ys, xs] = share * fill_box[ys, xs] + (1.0 - share) * classical[ys, xs]
     out = image.copy()
-    out[hole] = np.clip(np.rint(fill[hole]), 0, 255).astype(np.uint8)
+    np.rint(fill_box, out=fill_box)
+    np.clip(fill_box, 0, 255, out=fill_box)
+    np.copyto(out[box], fill_box.astype(np.uint8), where=hole_box[..., None])
     return out
 
 

@@ -47,13 +47,13 @@ def generator_weight(hole: np.ndarray, pixel: float, edge: EdgeFill) -> np.ndarr
 
     `pixel` is one model pixel's side in photo pixels (`model_pixel`).
     """
-    # photo pixels to the nearest known one, then in model pixels
-    depth = np.asarray(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5), dtype=np.float32)
-    depth = depth / pixel
-    t = np.clip((depth - edge.near) / (edge.far - edge.near), 0.0, 1.0)
-    weight = t * t * (3.0 - 2.0 * t)
-    weight[~hole] = 0.0
-    return weight.astype(np.float32)
+    # photo pixels to the nearest known one; float32 and in place: a 25-megapixel upload makes these arrays large
+    weight = np.asarray(cv2.distanceTransform(hole.view(np.uint8), cv2.DIST_L2, 5), dtype=np.float32)
+    weight -= edge.near * pixel
+    weight *= 1.0 / ((edge.far - edge.near) * pixel)
+    np.clip(weight, 0.0, 1.0, out=weight)
+    weight *= weight * (3.0 - 2.0 * weight)  # smoothstep; 0 outside the hole, where the distance is 0
+    return weight
 
 
 # the service's edge fill, tuned on held-out 200x200 faces (docs/evaluation/edge-fill-200)
