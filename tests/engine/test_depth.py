@@ -97,3 +97,12 @@ def test_a_large_upload_is_blended_and_edge_filled_at_a_bounded_size() -> None:
 def test_bad_edge_settings_are_refused(method: str, near: float, far: float) -> None:
     with pytest.raises(ParamsError):
         EdgeFill(method, near, far)
+
+
+def test_no_edge_fill_at_the_model_resolution() -> None:
+    """A 32x32 photo on a 32x32 model: nothing finer to borrow, so the generator's blended fill everywhere."""
+    image, hole = photo(32, 32), centre_hole(32, 32)
+    assert np.array_equal(finish(image, hole, _generated(), edge=EDGE), finish(image, hole, _generated(), edge=None))
+    weight = generator_weight(hole, 1.5, EDGE)  # half way: the classical share is halved
+    full = generator_weight(hole, 2.0, EDGE)
+    assert np.all(weight[hole] >= 0.5) and np.all(weight[~hole] == 0) and full[hole].min() < 0.5
