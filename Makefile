@@ -27,5 +27,7 @@ lint: install
 test-tools:
 	scripts/test-tools.sh
 
+# the browser tests (tests/web) drive Debian's chromium; the script installs it once where apt can
 test: lint test-tools
+	bash scripts/ensure-chromium.sh
 	$(BIN)/pytest

@@ -29,6 +29,7 @@ from app.metrics import Metrics
 from app.pool import IterationPool
 from app.reload import OUTCOMES, publish_model_info
 from app.store import ModelStore
+from app.web.routes import install_page
 
 log = logging.getLogger(__name__)
 
@@ -105,4 +106,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     for router in (complete.router, models.router, health.router):
         app.include_router(router)
+    install_page(app)
     return app

@@ -22,12 +22,14 @@ from app.api.problems import MEDIA_TYPE, Problem, problem_body
 from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image
 from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
+from app.engine.depth import EdgeFill, edge_fill
 from app.engine.errors import ParamsError
 from app.engine.search import Init, SearchJob, SearchParams, SearchResult, params_for
 from app.scheduler import DeadlineExceeded
 from app.store import ModelEntry
 
 router = APIRouter(tags=["completion"])
+EdgeName = Literal["telea", "ns", "none"]  # app.engine.depth.EDGE_NAMES
 
 # past its deadline the pool answers within a step; waiting this much longer only catches a step that hangs
 _STUCK_STEP_SLACK_S = 2.0
@@ -141,8 +143,14 @@ def _prepare(image: bytes, mask: bytes | None, max_pixels: int, resolution: int)
     return upload, prepare(upload.image, upload.hole, resolution)
 
 
-def _finish(upload: Upload, generated: Any, blend: Literal["poisson", "none"], output_format: OutputFormat) -> bytes:
-    restored: np.ndarray = finish(upload.image, upload.hole, generated, blend=blend)
+def _finish(
+    upload: Upload,
+    generated: Any,
+    blend: Literal["poisson", "none"],
+    edge: EdgeFill | None,
+    output_format: OutputFormat,
+) -> bytes:
+    restored: np.ndarray = finish(upload.image, upload.hole, generated, blend=blend, edge=edge)
     return encode_image(restored, output_format)
 
 
@@ -208,6 +216,14 @@ async def complete(
         ),
     ] = None,
     blend: Annotated[Literal["poisson", "none"], Form(description="Poisson seam blending, or none.")] = "poisson",
+    edge: Annotated[
+        EdgeName,
+        Form(
+            description="Near the hole's edge (within 2 model pixels), a classical fill made at the photo's own "
+            "size (`telea` or `ns`) blended into the generator's by depth, so thin scratches keep the photo's "
+            "detail; `none`: the generator's fill everywhere."
+        ),
+    ] = "telea",
     output_format: Annotated[OutputFormat, Form(alias="format", description="Encoding of the answer.")] = "png",
     timeout: Annotated[
         float | None,
@@ -236,7 +252,9 @@ async def complete(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"
         ) from None
     searched = time.perf_counter()
-    body = await loop.run_in_executor(executor, _finish, upload, result.generated, blend, output_format)
+    body = await loop.run_in_executor(
+        executor, _finish, upload, result.generated, blend, edge_fill(edge), output_format
+    )
     done = time.perf_counter()
 
     timings = Timings(
