@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install serve test lint
+.PHONY: install serve test lint test-tools
 
 install: $(VENV)/.installed
 
@@ -23,5 +23,11 @@ lint: install
 	$(BIN)/ruff format --check app training tests scripts
 	$(BIN)/mypy
 
-test: lint
+# haproxy for the balancer's checks, from Debian when missing (skipped with a reason where it cannot be)
+test-tools:
+	scripts/test-tools.sh
+
+# the browser tests (tests/web) drive Debian's chromium; the script installs it once where apt can
+test: lint test-tools
+	bash scripts/ensure-chromium.sh
 	$(BIN)/pytest

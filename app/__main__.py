@@ -25,6 +25,7 @@ from app.api.uploads import MEDIA_TYPES, Upload, UploadError, decode_upload, enc
 from app.bench.options import add_arguments as add_bench_arguments
 from app.config import Settings, describe_errors
 from app.engine.compose import finish, prepare
+from app.engine.depth import EDGE_NAMES, edge_fill
 from app.engine.errors import EngineError
 from app.engine.precision import deterministic_cuda
 from app.engine.precision import resolve as resolve_precision
@@ -204,8 +205,9 @@ def _complete(args: argparse.Namespace) -> int:
                 chunk.append((image_path, upload, SearchJob(prepared.target, prepared.hole, params)))
             results = runner.run([job for _, _, job in chunk]) if chunk else []
             for (image_path, upload, _), result in zip(chunk, results, strict=True):
+                edge = edge_fill(args.edge)
                 fill = in_upload_space(upload, result.generated)
-                restored = finish(upload.image, upload.hole, fill, blend=args.blend)
+                restored = finish(upload.image, upload.hole, fill, blend=args.blend, edge=edge)
                 target = args.out / f"{image_path.stem}.{args.format}"
                 target.write_bytes(encode_image(restored, args.format, upload.icc_profile))
                 progress.update()
@@ -251,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     offline.add_argument("--restarts", type=_positive, help="restarts per image, best loss wins (default: the start's)")
     offline.add_argument("--seed", type=int, default=0, help="same seed, same result (default 0)")
     offline.add_argument("--blend", choices=("poisson", "none"), default="poisson", help="seam blending")
+    offline.add_argument(
+        "--edge",
+        choices=EDGE_NAMES,
+        default="telea",
+        help="classical fill at the photo's size near the hole's edge (default telea; none: generator only)",
+    )
     offline.add_argument("--format", choices=tuple(MEDIA_TYPES), default="png", help="output encoding (default png)")
     offline.add_argument("--batch-size", type=_positive, default=8, help="images searched together (default 8)")
     offline.set_defaults(handler=_complete)

@@ -27,10 +27,12 @@ from app.api.problems import REASONS, install_problem_handlers
 from app.config import Settings
 from app.engine.precision import deterministic_cuda
 from app.engine.precision import resolve as resolve_precision
-from app.engine.runner import SearchRunner
+from app.loading import load_runners
 from app.metrics import Metrics
 from app.pool import IterationPool
+from app.reload import OUTCOMES, publish_model_info
 from app.store import ModelStore
+from app.web.routes import install_page
 
 log = logging.getLogger(__name__)
 
@@ -67,26 +69,19 @@ def start_services(settings: Settings, metrics: Metrics) -> Services:
     store = ModelStore.discover(settings.model_store, settings.default_model)
     if settings.torch_threads is not None:
         torch.set_num_threads(settings.torch_threads)  # process-wide: one service per process
-    workers: list[tuple[str, dict[str, SearchRunner]]] = []
     if any(device.startswith("cuda") for device in settings.devices):
         deterministic_cuda()
+    per_device = load_runners(store.entries(), settings.devices, settings.precision)
     for device in settings.devices:
         metrics.device_info.labels(device=device, name=_device_name(device)).set(1)
-        runners = {}
-        precision = resolve_precision(settings.precision, torch.device(device))
-        for entry in store.entries():
-            checkpoint = entry.load(torch.device(device))
-            runners[entry.key] = SearchRunner(
-                checkpoint.generator, checkpoint.discriminator, torch.device(device), precision, checkpoint.encoder
-            )
-        log.info("%s steps searches in %s", device, precision)
-        workers.append((device, runners))
-    for entry in store.entries():
-        metrics.model_info.labels(
-            model=entry.name, version=entry.version, resolution=str(entry.resolution), dataset=entry.dataset
-        ).set(1)
+        log.info("%s steps searches in %s", device, resolve_precision(settings.precision, torch.device(device)))
+    publish_model_info(metrics, store.entries(), [])
     backend = IterationPool(
-        workers, metrics, settings.slots_per_device, settings.queue_size, timeout=settings.request_timeout_s
+        list(zip(settings.devices, per_device, strict=True)),
+        metrics,
+        settings.slots_per_device,
+        settings.queue_size,
+        timeout=settings.request_timeout_s,
     )
     backend.start()
     # decoding is bounded by the door (queue size), blending by the searches that can run at once
@@ -104,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # every reason exported at 0 from the start: a counter's first increment is otherwise invisible to rate()
     for reason in REASONS:
         metrics.rejections.labels(reason=reason)
+    for outcome in OUTCOMES:
+        metrics.model_reloads.labels(outcome=outcome)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,4 +149,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers.append(health.metrics_router)
     for router in routers:
         app.include_router(router)
+    install_page(app)
     return app

@@ -81,8 +81,14 @@ class Metrics:
         )
         self.model_info = Gauge(
             "imgcomp_model_info",
-            "Loaded model versions (value 1).",
+            "Model versions loaded and servable (value 1; a reload adds and removes series).",
             ["model", "version", "resolution", "dataset"],
+            registry=r,
+        )
+        self.model_reloads = Counter(
+            "imgcomp_model_reloads",
+            "Model store rescans (POST /v1/models/reload) by outcome: changed, unchanged, refused.",
+            ["outcome"],
             registry=r,
         )
         self.device_info = Gauge(

@@ -18,7 +18,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +29,7 @@ from app.engine.runner import SearchRunner
 from app.engine.search import SearchJob, SearchResult
 from app.metrics import Metrics
 from app.scheduler import DeadlineExceeded, Plan, Scheduler, ShuttingDownError, Status, Ticket
+from app.store import UnknownModelError
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,28 @@ class SearchBackend(Protocol):
 
     def stop(self, timeout: float = 10.0) -> None: ...
 
+    @property
+    def models(self) -> frozenset[str]:
+        """The model keys `submit` accepts now."""
+        ...
+
+    @property
+    def loaded(self) -> frozenset[str]:
+        """Model keys with networks on some device: `models` plus retired ones whose searches still run."""
+        ...
+
+    def add_models(self, per_worker: Sequence[Mapping[str, SearchRunner]]) -> None:
+        """Serve more model versions: one mapping of new runners per worker, in worker order."""
+        ...
+
+    def retire_models(self, keys: Collection[str]) -> None:
+        """Accept no new search of `keys`; each is unloaded once no search of it is left."""
+        ...
+
+
+class ModelUnloadedError(UnknownModelError):
+    """The version a request resolved was unloaded by a reload before its search was queued."""
+
 
 @dataclass(eq=False)
 class _Request:
@@ -111,14 +135,48 @@ class _DeviceRunner:
     """One worker's tensors: a `SearchBatch` per model and which ticket owns which batch key."""
 
     def __init__(self, runners: Mapping[str, SearchRunner]) -> None:
-        self._runners = runners
+        self._runners = dict(runners)
         self._batches: dict[str, SearchBatch] = {model: runner.batch() for model, runner in runners.items()}
         self._keys: dict[Ticket[_Request], int] = {}
         self._owners: dict[str, dict[int, Ticket[_Request]]] = {model: {} for model in runners}
+        self._runners_lock = threading.Lock()  # `add` (a reload's thread) and `sync` (this worker) replace _runners
 
     @property
     def live_slots(self) -> int:
         return sum(batch.live_slots for batch in self._batches.values())
+
+    @property
+    def models(self) -> frozenset[str]:
+        """The models this worker has networks of (retired ones until their last search ends)."""
+        with self._runners_lock:
+            return frozenset(self._runners)
+
+    def add(self, runners: Mapping[str, SearchRunner]) -> None:
+        """Any thread: models this worker may admit from now on (their batches open at the first admission)."""
+        with self._runners_lock:
+            self._runners = {**self._runners, **runners}
+
+    def fresh(self) -> _DeviceRunner:
+        """The same networks (reloads included) and no searches: what a crashed worker restarts with."""
+        with self._runners_lock:
+            return _DeviceRunner(self._runners)
+
+    def sync(self, unload: Callable[[str], bool]) -> None:
+        """This worker's thread, before it schedules: drop the idle batches and runners of models `unload` names.
+
+        Batches are only ever touched by their worker's thread, so a reload never races a step.
+        """
+        with self._runners_lock:
+            idle = [model for model, batch in self._batches.items() if not batch.live_slots and unload(model)]
+            for model in idle:
+                del self._batches[model], self._owners[model], self._runners[model]
+
+    def _batch(self, model: str) -> SearchBatch:
+        """The model's slot table, opened on this thread when the first search of an added model arrives."""
+        if model not in self._batches:
+            with self._runners_lock:
+                self._batches[model], self._owners[model] = self._runners[model].batch(), {}
+        return self._batches[model]
 
     def step(self, plan: Plan[_Request]) -> StepOutput:
         out = StepOutput()
@@ -129,7 +187,7 @@ class _DeviceRunner:
                 self._batches[ticket.model].cancel(key)
         for ticket in plan.admit:
             try:
-                key = self._batches[ticket.model].add(ticket.job.job)
+                key = self._batch(ticket.model).add(ticket.job.job)
             except Exception as exc:  # a job this model cannot run fails alone
                 if not isinstance(exc, EngineError):
                     log.exception("admitting a search of %s failed", ticket.model)
@@ -204,9 +262,10 @@ class IterationPool:
         self._timeout = timeout
         self._models = set(workers[0][1]) if workers else set()
         assert workers and all(set(runners) == self._models for _, runners in workers), "every worker serves all"
+        self._retired: set[str] = set()  # refused by submit, unloaded once nothing of theirs is outstanding
+        self._outstanding: Counter[str] = Counter()  # per model: submitted and not yet answered
         self._scheduler: Scheduler[_Request] = Scheduler(len(workers), slot_budget, queue_size)
         self._devices = _labels([device for device, _ in workers])
-        self._models_per_worker = [runners for _, runners in workers]
         self._runners = [_DeviceRunner(runners) for _, runners in workers]
         self._health = [_Health() for _ in workers]
         self._threads = [
@@ -245,19 +304,46 @@ class IterationPool:
         Raises QueueFullError or ShuttingDownError at once. Cancelling the returned future (the
         request timed out, the client left) frees the search's slots within a step.
         """
-        assert model_key in self._models, model_key
+        if model_key not in self._models:
+            raise ModelUnloadedError(f"model {model_key} was unloaded by a reload: send the request again")
         loop = asyncio.get_running_loop()
         request = _Request(job, loop.create_future(), loop)
         limit = self._timeout if timeout is None else timeout
         ticket = self._scheduler.submit(model_key, request, job.params.restarts, limit)
         self._metrics.queue_depth.set(self._scheduler.waiting)
+        self._outstanding[model_key] += 1
 
         def forget(future: asyncio.Future[SearchResult]) -> None:
+            self._outstanding[model_key] -= 1
             if future.cancelled():
                 self._scheduler.cancel(ticket)
 
         request.future.add_done_callback(forget)
         return request.future
+
+    @property
+    def models(self) -> frozenset[str]:
+        return frozenset(self._models)
+
+    @property
+    def loaded(self) -> frozenset[str]:
+        return frozenset().union(*(runner.models for runner in self._runners))
+
+    def add_models(self, per_worker: Sequence[Mapping[str, SearchRunner]]) -> None:
+        """Serve more versions (call on the event loop): every worker has them before `submit` accepts them."""
+        added = set(per_worker[0]) if per_worker else set()
+        self._retired -= added  # first: a worker must not unload a version that is coming back
+        for runner, runners in zip(self._runners, per_worker, strict=True):
+            runner.add(runners)
+        self._models |= added
+
+    def retire_models(self, keys: Collection[str]) -> None:
+        """Refuse new searches of `keys` (call on the event loop); accepted ones finish on them first."""
+        self._models -= set(keys)
+        self._retired |= set(keys)
+
+    def _unloadable(self, model: str) -> bool:
+        return model in self._retired and self._outstanding[model] <= 0
 
     def close(self, grace: float) -> None:
         """Start draining without waiting: new searches get ShuttingDownError, `alive` turns false."""
@@ -286,7 +372,7 @@ class IterationPool:
                 log.exception("the worker of %s crashed: its searches fail and it restarts", device)
                 self._metrics.worker_restarts.labels(device=device).inc()
                 self._health[index].failed()
-                self._runners[index] = _DeviceRunner(self._models_per_worker[index])
+                self._runners[index] = self._runners[index].fresh()
                 for ticket in self._scheduler.fail_running(index):
                     self._answer(ticket, None, WorkerCrashed(f"the worker of {device} crashed during this search"))
                 self._metrics.live_slots.labels(device=device).set(0)
@@ -296,6 +382,7 @@ class IterationPool:
     def _serve(self, index: int) -> None:
         runner, device = self._runners[index], self._devices[index]
         while not self._scheduler.drained(index):
+            runner.sync(self._unloadable)
             plan = self._scheduler.schedule(index)
             # admitted searches leave the queue now, not when the (possibly long) step ends
             self._metrics.queue_depth.set(self._scheduler.waiting)

@@ -94,6 +94,10 @@ class ModelStore:
         for entry in self.entries():
             entry.load(torch.device("cpu"))
 
+    def names(self) -> list[str]:
+        """Every model name, sorted."""
+        return list(self._versions)
+
     def entries(self) -> list[ModelEntry]:
         """Every version of every model, by name then version."""
         return [entry for versions in self._versions.values() for entry in versions]

@@ -31,7 +31,7 @@ fi
 # and a small queue so the burst below also exercises the 503 path.
 export COMPOSE_PROJECT_NAME=imgcomp-smoke
 export BASE_IMAGE=$BASE_TAG WHEELS_ONLY=1
-export IMGCOMP_IMAGE=local/imgcomp:smoke PROMETHEUS_IMAGE=local/imgcomp-prometheus:smoke
+export IMGCOMP_IMAGE=local/imgcomp:smoke PROMETHEUS_IMAGE=local/imgcomp-prometheus:smoke BALANCER_IMAGE=local/imgcomp-balancer:smoke
 export BIND_ADDRESS=127.0.0.1 IMGCOMP_PUBLISH_PORT=$APP_PORT PROMETHEUS_PORT=$PROM_PORT
 export IMGCOMP_QUEUE_SIZE=${IMGCOMP_QUEUE_SIZE:-4}
 # Two cores shared with other jobs: one intra-op thread avoids OpenMP threads spinning against them.
@@ -121,8 +121,8 @@ fi
 export GRAFANA_ADMIN_PASSWORD=${GRAFANA_ADMIN_PASSWORD:-$(head -c 18 /dev/urandom | base64)}
 COMPOSE=("${COMPOSE_BIN[@]}" -f docker-compose.yml -f docker-compose.cpu.yml)
 t=$SECONDS
-say "building $IMGCOMP_IMAGE and $PROMETHEUS_IMAGE"
-"${COMPOSE[@]}" build --quiet app
+say "building $IMGCOMP_IMAGE, $BALANCER_IMAGE and $PROMETHEUS_IMAGE"
+"${COMPOSE[@]}" build --quiet app balancer
 docker build --quiet --build-arg BASE_IMAGE="$BASE_TAG" -t "$PROMETHEUS_IMAGE" deploy/prometheus 2>/dev/null >/dev/null
 # The legacy builder leaves every intermediate stage behind as a dangling image.
 docker image prune --force >/dev/null
@@ -133,9 +133,9 @@ say "built in $build_s s: image $IMGCOMP_IMAGE $((size / 1000000)) MB, $PROMETHE
 
 # --- the stack ------------------------------------------------------------------------------------
 t=$SECONDS
-say "compose up app prometheus (CPU override), waiting for healthy"
+say "compose up app balancer prometheus (CPU override), waiting for healthy"
 # Grafana has no image on this machine: the panels' queries are checked against Prometheus below.
-if ! "${COMPOSE[@]}" up --detach --wait --wait-timeout 300 app prometheus; then
+if ! "${COMPOSE[@]}" up --detach --wait --wait-timeout 300 app balancer prometheus; then
   "${COMPOSE[@]}" ps
   "${COMPOSE[@]}" logs --tail 40 app
   exit 1

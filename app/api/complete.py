@@ -23,6 +23,7 @@ from app.api.problems import MEDIA_TYPE, Problem, problem_body
 from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image, in_upload_space
 from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
+from app.engine.depth import EdgeFill, edge_fill
 from app.engine.errors import EngineError, ParamsError
 from app.engine.search import Init, SearchJob, SearchParams, SearchResult, params_for
 from app.scheduler import DeadlineExceeded
@@ -30,6 +31,7 @@ from app.store import ModelEntry
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["completion"])
+EdgeName = Literal["telea", "ns", "none"]  # app.engine.depth.EDGE_NAMES
 
 # past its deadline the pool answers within a step; waiting this much longer only catches a step that hangs
 _STUCK_STEP_SLACK_S = 2.0
@@ -143,8 +145,15 @@ def _prepare(image: bytes, mask: bytes | None, max_pixels: int, resolution: int)
     return upload, prepare(upload.model_image, upload.hole, resolution)
 
 
-def _finish(upload: Upload, generated: Any, blend: Literal["poisson", "none"], output_format: OutputFormat) -> bytes:
-    restored: np.ndarray = finish(upload.image, upload.hole, in_upload_space(upload, generated), blend=blend)
+def _finish(
+    upload: Upload,
+    generated: Any,
+    blend: Literal["poisson", "none"],
+    edge: EdgeFill | None,
+    output_format: OutputFormat,
+) -> bytes:
+    fill = in_upload_space(upload, generated)
+    restored: np.ndarray = finish(upload.image, upload.hole, fill, blend=blend, edge=edge)
     return encode_image(restored, output_format, upload.icc_profile)
 
 
@@ -210,6 +219,14 @@ async def complete(
         ),
     ] = None,
     blend: Annotated[Literal["poisson", "none"], Form(description="Poisson seam blending, or none.")] = "poisson",
+    edge: Annotated[
+        EdgeName,
+        Form(
+            description="Near the hole's edge (within 2 model pixels), a classical fill made at the photo's own "
+            "size (`telea` or `ns`) blended into the generator's by depth, so thin scratches keep the photo's "
+            "detail; `none`: the generator's fill everywhere."
+        ),
+    ] = "telea",
     output_format: Annotated[OutputFormat, Form(alias="format", description="Encoding of the answer.")] = "png",
     timeout: Annotated[
         float | None,
@@ -247,7 +264,9 @@ async def complete(
     searched = time.perf_counter()
     # blending and encoding answer within the same deadline; a thread cannot be stopped, so one past it
     # finishes in the background while the client already has its 504
-    finishing = asyncio.wrap_future(executor.submit(_finish, upload, result.generated, blend, output_format))
+    finishing = asyncio.wrap_future(
+        executor.submit(_finish, upload, result.generated, blend, edge_fill(edge), output_format)
+    )
     try:
         body = await asyncio.wait_for(finishing, max(limit - (searched - started), 0.0))
     except TimeoutError:

@@ -6,7 +6,8 @@ reach for module globals, so tests can build as many apps as they like.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -28,6 +29,7 @@ class Services:
     executor: BoundedExecutor  # decode / prepare / blend / encode, off the loop and off the device threads
     metrics: Metrics
     door: Door  # admits completions before their body is read
+    reloading: asyncio.Lock = field(default_factory=asyncio.Lock)  # one model reload at a time
 
     def stop(self) -> None:
         self.backend.stop(self.settings.shutdown_grace_s)
@@ -59,6 +61,7 @@ def get_metrics(request: Request) -> Metrics:
     return get_services(request).metrics
 
 
+ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 BackendDep = Annotated[SearchBackend, Depends(get_backend)]

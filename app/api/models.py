@@ -1,13 +1,20 @@
-"""`GET /v1/models`: what this server can complete with, and each model's sample grid."""
+"""`GET /v1/models`: what this server can complete with, each model's sample grid, and reloading them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import asyncio
+import logging
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from app.api.deps import StoreDep
+from app.api.auth import require_token
+from app.api.deps import BackendDep, ServicesDep, StoreDep
 from app.api.problems import MEDIA_TYPE, Problem, problem_body
+from app.reload import ReloadRefusedError, prepare_reload, publish_model_info
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -29,10 +36,11 @@ class ModelInfo(BaseModel):
 class ModelList(BaseModel):
     default: str
     models: list[ModelInfo]
+    draining: list[str]  # unloaded by a reload, still finishing searches accepted before it
 
 
 @router.get("", response_model=ModelList, summary="List the model versions this server holds")
-async def list_models(request: Request, store: StoreDep) -> ModelList:
+async def list_models(request: Request, store: StoreDep, backend: BackendDep) -> ModelList:
     models = []
     for entry in store.entries():
         url = None
@@ -52,7 +60,8 @@ async def list_models(request: Request, store: StoreDep) -> ModelList:
                 samples_url=url,
             )
         )
-    return ModelList(default=store.resolve(None).key, models=models)
+    draining = sorted(backend.loaded - backend.models)
+    return ModelList(default=store.resolve(None).key, models=models, draining=draining)
 
 
 @router.get(
@@ -73,3 +82,69 @@ async def model_samples(name: str, version: str, store: StoreDep) -> FileRespons
     if entry is None or entry.samples is None:
         raise Problem("not-found", f"no samples for model {name}:{version}: GET /v1/models lists what exists")
     return FileResponse(entry.samples, media_type="image/png")
+
+
+class ReloadAnswer(BaseModel):
+    """What a reload changed and what is served after it."""
+
+    changed: bool
+    loaded: list[str]
+    unloaded: list[str]
+    serving: list[str]
+    default: str
+
+
+@router.post(
+    "/reload",
+    response_model=ReloadAnswer,
+    summary="Rescan the model store: serve new versions, unload removed ones, without a restart",
+    dependencies=[Depends(require_token)],
+    responses={
+        409: {
+            "content": {
+                MEDIA_TYPE: {
+                    "example": problem_body(
+                        "model-refused",
+                        "version faces:3 cannot be served: model_store/faces/3/generator.safetensors does not "
+                        "match the sha256 in model.json: the file was altered or corrupted; still serving "
+                        "faces:1, faces:2",
+                    )
+                }
+            }
+        }
+    },
+)
+async def reload_models(services: ServicesDep) -> ReloadAnswer:
+    """A name resolves to its newest version from the answer on; searches already accepted finish on theirs."""
+    async with services.reloading:
+        current, backend, metrics = services.store, services.backend, services.metrics
+        serving = ", ".join(entry.key for entry in current.entries())
+        try:
+            prepared = await asyncio.to_thread(prepare_reload, services.settings, current, backend.models)
+        except ReloadRefusedError as exc:
+            metrics.model_reloads.labels(outcome="refused").inc()
+            log.error("model reload refused, nothing changed: %s; still serving %s", exc, serving)
+            raise Problem(
+                "model-refused", f"{exc}; still serving {serving}", extra={"serving": serving.split(", ")}
+            ) from None
+        # no await from here on: requests see the old set or the new one, never a mix
+        backend.add_models(prepared.runners)
+        services.store = prepared.store
+        backend.retire_models([entry.key for entry in prepared.removed])
+        publish_model_info(metrics, prepared.added, prepared.removed)
+        metrics.model_reloads.labels(outcome="changed" if prepared.changed else "unchanged").inc()
+    answer = ReloadAnswer(
+        changed=prepared.changed,
+        loaded=[entry.key for entry in prepared.added],
+        unloaded=[entry.key for entry in prepared.removed],
+        serving=[entry.key for entry in prepared.store.entries()],
+        default=prepared.store.resolve(None).key,
+    )
+    log.info(
+        "model reload: loaded %s, unloaded %s; %s is the default, latest: %s",
+        ", ".join(answer.loaded) or "nothing",
+        ", ".join(answer.unloaded) or "nothing",
+        answer.default,
+        ", ".join(prepared.store.resolve(name).key for name in prepared.store.names()),
+    )
+    return answer

@@ -40,6 +40,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "mask-size-mismatch": (422, "Mask size differs from the image"),
     "bad-mask": (422, "Unusable mask"),
     "unknown-model": (422, "Unknown model"),
+    "model-refused": (409, "Model version refused"),
     "invalid-parameter": (422, "Invalid parameter"),
     "malformed-body": (400, "Malformed request body"),
     "unauthorized": (401, "Missing or wrong API token"),

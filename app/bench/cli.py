@@ -116,6 +116,18 @@ def _run_profile(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _run_finish(args: argparse.Namespace, out: TextIO) -> int:
+    """`--finish 256,1024,4800`: the cost of putting an answer back into ever larger uploads; one table."""
+    from app.bench.finish import bench_finish
+
+    entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
+    with np.load(args.images) as archive:
+        face = archive["images"][0]
+    out.write(f"finishing {entry.key}'s answers on {_machine('cpu')}\n")
+    bench_finish(face, args.finish, entry.resolution, out)
+    return 0
+
+
 def _run_defaults(args: argparse.Namespace, out: TextIO) -> int:
     """`--defaults OLD,NEW`: each side's server answers requests that carry no budget; one table."""
     from app.bench.defaults import defaults_rows
@@ -148,6 +160,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return _run_defaults(args, out)
     if args.profile:
         return _run_profile(args, out)
+    if args.finish:
+        return _run_finish(args, out)
     entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
     with np.load(args.images) as archive:
         workload = Workload(archive["images"], args.iterations[0], args.iterations[-1], args.restarts, args.seed)

@@ -59,5 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_ints,
         help="instead of the batching modes: time a step's parts (G, D, backward) at these batch sizes, e.g. 1,8,32,64",
     )
+    parser.add_argument(
+        "--finish",
+        type=_ints,
+        help="instead of the batching modes: time blending and edge-filling an answer into square uploads of "
+        "these sides with the right half missing, against the first release's full-size blend, e.g. 256,1024,4800",
+    )
     parser.add_argument("--compile", action="store_true", help="with --profile: also time torch.compile'd networks")
     parser.add_argument("--out", type=Path, default=Path("docs/bench"), help="folder for bench.csv and bench.png")

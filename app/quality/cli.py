@@ -55,6 +55,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="use every photo in --data, not only the model card's held-out ones (for photos it never saw)",
     )
+    parser.add_argument(
+        "--photo-size",
+        type=int,
+        help="damage and restore the photos at this side in pixels, through the service's whole path "
+        "(e.g. 200 for the 200x200 faces zip at its own size); default: the model's resolution",
+    )
     parser.add_argument("--masks", default=",".join(MASK_KINDS), help=f"comma-separated of {', '.join(MASK_KINDS)}")
     parser.add_argument("--n", type=int, default=300, help="photos per mask family, the first n of the split")
     parser.add_argument("--out", type=Path, required=True, help="folder for tables and grids")
@@ -187,6 +193,7 @@ def _run_curves(
 def command(args: argparse.Namespace, data: Path) -> str:
     """The command line that reproduces this run (every flag that shapes the figures, defaults included)."""
     parts = ["python -m app evaluate", f"--model {args.model}", f"--data {data}", f"--masks {args.masks}"]
+    parts += [f"--photo-size {args.photo_size}"] if args.photo_size else []
     parts += [f"--n {args.n}", f"--seed {args.seed}", f"--precision {args.precision}"]
     parts += ["--all-images"] if args.all_images else []
     parts += [f"--init {args.init}"] if args.init else []
@@ -213,7 +220,11 @@ def run(args: argparse.Namespace) -> int:
         data = args.data or Path(str(entry.card.get("dataset", {}).get("source", "")))
         if not str(data) or not data.exists():
             raise EvaluateError(f"the data set {str(data)!r} is not here: pass --data (npz, folder or zip)")
-        photos = load_images(data, entry.resolution)
+        if args.photo_size is not None and args.photo_size < 8:
+            raise EvaluateError("--photo-size must be at least 8 pixels")
+        if args.curves and args.photo_size not in (None, entry.resolution):
+            raise EvaluateError("--curves scores at the model's resolution: drop --photo-size")
+        photos = load_images(data, args.photo_size or entry.resolution)
         chosen, split = _select(photos.names, entry.card, args.all_images, args.n)
         overrides = {flag: getattr(args, flag) for flag in SEARCH_FLAGS}
         params = params_for(entry.has_encoder, args.init, **overrides)
@@ -242,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         "data": str(data),
         "split": split,
         "n": len(chosen),
+        "photo_size": args.photo_size or entry.resolution,
         "masks": kinds,
         "seed": args.seed,
         "device": str(device),

@@ -12,14 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from app.engine import MASK_KINDS, SearchJob, SearchParams, SearchRunner, finish, make_mask, prepare
+from app.engine.depth import EDGE_FILL, EdgeFill
 from app.quality.baselines import BASELINES
 from app.quality.damage import destroy
-from app.quality.metrics import hole_psnr, masked_l1, seam_gradient_error, ssim
+from app.quality.metrics import hole_psnr, hole_sharpness, masked_l1, seam_gradient_error, ssim
 from app.quality.stats import Interval, mean_interval
 
-SEARCH_METHODS = {"ours-no-blend": "none", "ours": "poisson"}  # method name -> compose.finish blend
+# method name -> (compose.finish blend, with the edge fill); "ours" is what the service answers
+SEARCH_METHODS = {"ours-no-blend": ("none", False), "ours-no-edge": ("poisson", False), "ours": ("poisson", True)}
 METHODS = (*BASELINES, *SEARCH_METHODS)
 Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 METRICS: dict[str, Metric] = {
@@ -27,8 +30,9 @@ METRICS: dict[str, Metric] = {
     "ssim": lambda result, truth, hole: ssim(result, truth),
     "l1": masked_l1,
     "seam": seam_gradient_error,
+    "sharp": hole_sharpness,
 }
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "seam": False}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "seam": False, "sharp": True}
 
 
 @dataclass
@@ -38,11 +42,12 @@ class Case:
     kind: str
     index: int  # position in the evaluated image set
     name: str
-    truth: np.ndarray  # (R, R, 3) uint8
-    hole: np.ndarray  # (R, R) bool
+    truth: np.ndarray  # (S, S, 3) uint8 at the photo size evaluated (the model's R, or the photo's own)
+    hole: np.ndarray  # (S, S) bool
     damaged: np.ndarray  # truth with noise in the hole: all any method sees
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     iterations: int = 0  # of the search's best restart
+    generated: torch.Tensor | None = None  # the search's (C, R, R) answer, to finish again with other settings
 
 
 @dataclass
@@ -61,7 +66,7 @@ def case_rng(seed: int, kind: str, index: int) -> np.random.Generator:
 
 
 def make_cases(images: np.ndarray, names: Sequence[str], kind: str, seed: int) -> list[Case]:
-    """(N, R, R, 3) uint8 originals -> one damaged case each, its hole from `kind`."""
+    """(N, S, S, 3) uint8 originals -> one damaged case each, its hole from `kind` drawn at size S."""
     cases = []
     for index, (image, name) in enumerate(zip(images, names, strict=True)):
         rng = case_rng(seed, kind, index)
@@ -82,6 +87,7 @@ def run_search(
     params: SearchParams,
     slots: int,
     progress: Callable[[int], None] | None = None,
+    edge: EdgeFill = EDGE_FILL,
 ) -> None:
     """Search every case, keeping about `slots` restarts in one table (a finished search frees room at once)."""
     resolution = runner.generator.config.resolution
@@ -96,8 +102,10 @@ def run_search(
         for key in batch.step():
             case, result = owner.pop(key), batch.pop(key)
             case.iterations = result.iterations
-            for method, blend in SEARCH_METHODS.items():
-                case.outputs[method] = finish(case.damaged, case.hole, result.generated, blend=blend)
+            case.generated = result.generated
+            for method, (blend, with_edge) in SEARCH_METHODS.items():
+                edge_fill = edge if with_edge else None
+                case.outputs[method] = finish(case.damaged, case.hole, result.generated, blend=blend, edge=edge_fill)
             if progress is not None:
                 progress(1)
 
@@ -140,13 +148,14 @@ def evaluate(
     seed: int,
     slots: int,
     progress: Callable[[int], None] | None = None,
+    edge: EdgeFill = EDGE_FILL,
 ) -> Evaluation:
     """Every method on every (family, image); the search batched across all families at once."""
     cases = {kind: make_cases(images, names, kind, seed) for kind in kinds}
     every = [case for kind in kinds for case in cases[kind]]
     run_baselines(every)
     start = time.perf_counter()
-    run_search(every, runner, params, slots, progress)
+    run_search(every, runner, params, slots, progress, edge)
     seconds = time.perf_counter() - start
     records = score(every)
     return Evaluation(cases=cases, records=records, cells=summarise(records), search_seconds=seconds)

@@ -9,17 +9,19 @@ from PIL import Image, ImageDraw
 
 from app.quality.evaluate import Case
 
-COLUMNS = ("original", "damaged", "telea", "ns", "ours-no-blend", "ours")
+COLUMNS = ("original", "damaged", "telea", "ns", "ours-no-edge", "ours")
 HEADER = 14  # pixels of label row above the tiles
 
 
-def comparison_grid(cases: Sequence[Case], scale: int = 2, gap: int = 2) -> Image.Image:
-    """Rows of cases; columns original | damaged input | Telea | NS | ours without blending | ours.
+def comparison_grid(cases: Sequence[Case], gap: int = 2) -> Image.Image:
+    """Rows of cases; columns original | damaged input | Telea | NS | ours without the edge fill | ours.
 
-    Tiles are enlarged by `scale` with nearest-neighbour so no resampling hides
-    a seam; the damaged column shows exactly what every method was given.
+    Small tiles are enlarged to at least 128 pixels with nearest-neighbour so no
+    resampling hides a seam; photos evaluated at their own size are shown at it.
+    The damaged column shows exactly what every method was given.
     """
     assert cases, "no cases to draw"
+    scale = max(1, 128 // cases[0].truth.shape[0])
     side = cases[0].truth.shape[0] * scale
     width = len(COLUMNS) * (side + gap) + gap
     height = HEADER + len(cases) * (side + gap) + gap

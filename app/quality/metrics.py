@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
@@ -72,3 +73,20 @@ def seam_gradient_error(result: np.ndarray, truth: np.ndarray, hole: np.ndarray)
         return image[first[:, 0], first[:, 1]] - image[second[:, 0], second[:, 1]]
 
     return float(np.abs(step(result) - step(truth)).mean() / 255.0)
+
+
+def _laplacian(image: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return np.asarray(cv2.Laplacian(grey, cv2.CV_64F, ksize=1))
+
+
+def hole_sharpness(result: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
+    """Variance of the Laplacian inside the hole, as a share of the original's: 1 keeps its detail, 0 is a blur.
+
+    A fill upscaled from the model's 64x64 onto a 200x200 photo scores well
+    below 1 even when its colours are right; this is the figure that shows it.
+    A flat original (variance 0) counts as kept.
+    """
+    _check(result, truth, hole)
+    original = float(_laplacian(truth)[hole].var())
+    return float(_laplacian(result)[hole].var()) / original if original > 0 else 1.0

@@ -15,8 +15,8 @@ from app.quality.stats import Interval
 
 Cells = Mapping[tuple[str, str, str], Interval]
 
-DIGITS = {"psnr": 2, "ssim": 3, "l1": 4, "seam": 4}
-HEADINGS = {"psnr": "hole PSNR dB", "ssim": "SSIM", "l1": "hole L1", "seam": "seam grad err"}
+DIGITS = {"psnr": 2, "ssim": 3, "l1": 4, "seam": 4, "sharp": 2}
+HEADINGS = {"psnr": "hole PSNR dB", "ssim": "SSIM", "l1": "hole L1", "seam": "seam grad err", "sharp": "hole sharpness"}
 
 
 def format_table(cells: Cells) -> str:

@@ -7,10 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -20,6 +22,7 @@ from PIL import Image
 
 from app.bench.server import serving as running
 from app.config import Settings
+from app.engine.batch import SearchBatch
 from tests.conftest import REPO, TINY
 from training.checkpoint import save_checkpoint
 from training.networks import Discriminator, Generator, recompute_batchnorm_stats
@@ -191,3 +194,22 @@ def good_request(http: httpx.Client, face: np.ndarray) -> httpx.Response:
         files={"image": ("face.png", encode(damaged(face, hole)), "image/png"), "mask": ("m.png", mask_png(hole))},
         data={"iterations": "3"},
     )
+
+
+class StepGate:
+    """Holds the device worker in its first search step until released, so the queue fills deterministically.
+
+    Patches `SearchBatch.step` for the servers this process runs in a thread (`running`, `serving`).
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        original = SearchBatch.step
+
+        def held(batch: SearchBatch) -> Any:
+            self.entered.set()
+            assert self.release.wait(120)  # released by the test; long only so a loaded CI machine cannot trip it
+            return original(batch)
+
+        monkeypatch.setattr(SearchBatch, "step", held)

@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 
 from app.config import Settings
-from app.engine.batch import SearchBatch
-from tests.app.conftest import center_hole, encode, good_request, mask_png, running, scrape, serving
+from tests.app.conftest import StepGate, center_hole, encode, good_request, mask_png, running, scrape, serving
 
 MAX_UPLOAD = 300_000
 MAX_PIXELS = 1_000_000
@@ -160,26 +159,10 @@ def test_wrong_method_and_path(client: httpx.Client) -> None:
     _assert_problem(client.get("/nothing-here"), 404, "not-found")
 
 
-class _Gate:
-    """Holds the device worker in its first search step until released, so the queue fills deterministically."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        original = SearchBatch.step
-
-        def held(batch: SearchBatch) -> Any:
-            self.entered.set()
-            assert self.release.wait(120)  # released by the test; long only so a loaded CI machine cannot trip it
-            return original(batch)
-
-        monkeypatch.setattr(SearchBatch, "step", held)
-
-
 def test_full_queue_answers_503_with_retry_after(
     make_settings: Callable[..., Settings], faces: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate = _Gate(monkeypatch)
+    gate = StepGate(monkeypatch)
     with running(make_settings(queue_size=1, retry_after_s=3)) as url, httpx.Client(base_url=url, timeout=60) as http:
         answers: list[int] = []
         threads = [threading.Thread(target=lambda: answers.append(good_request(http, faces[210]).status_code))]
@@ -205,7 +188,7 @@ def test_full_queue_answers_503_with_retry_after(
 def test_deadline_answers_504(
     make_settings: Callable[..., Settings], faces: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate = _Gate(monkeypatch)
+    gate = StepGate(monkeypatch)
     with running(make_settings(request_timeout_s=0.5)) as url, httpx.Client(base_url=url, timeout=60) as http:
         _assert_problem(good_request(http, faces[220]), 504, "timeout")
         gate.release.set()

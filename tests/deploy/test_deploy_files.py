@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from app.metrics import Metrics
 
@@ -24,7 +25,7 @@ DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "imgcomp.json"
 DATASOURCES = REPO / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 PROVIDERS = REPO / "deploy" / "grafana" / "provisioning" / "dashboards" / "imgcomp.yml"
 PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
-DOCKERFILES = [REPO / "Dockerfile", REPO / "deploy" / "prometheus" / "Dockerfile"]
+DOCKERFILES = [REPO / "Dockerfile", *(REPO / "deploy" / image / "Dockerfile" for image in ("prometheus", "balancer"))]
 
 # The contract with the service (issue 7 and app/metrics.py): the only metric families a panel may use.
 METRICS = {
@@ -51,7 +52,8 @@ MUST_SHOW = {
 }
 # Unset for these checks: the files' defaults are what is validated, not this shell's overrides.
 COMPOSE_VARIABLES = (
-    "BASE_IMAGE TORCH_SPEC TORCH_INDEX_URL WHEELS_ONLY IMGCOMP_IMAGE PROMETHEUS_IMAGE GRAFANA_IMAGE BIND_ADDRESS "
+    "BASE_IMAGE TORCH_SPEC TORCH_INDEX_URL WHEELS_ONLY IMGCOMP_IMAGE BALANCER_IMAGE PROMETHEUS_IMAGE GRAFANA_IMAGE "
+    "BIND_ADDRESS "
     "IMGCOMP_PUBLISH_PORT PROMETHEUS_PORT GRAFANA_PORT MODEL_STORE_DIR IMGCOMP_DEVICES IMGCOMP_PRECISION "
     "IMGCOMP_QUEUE_SIZE IMGCOMP_LOG_LEVEL COMPOSE_FILE COMPOSE_PROJECT_NAME GRAFANA_ADMIN_PASSWORD"
 ).split()
@@ -168,6 +170,33 @@ def test_compose_base_reserves_gpus_and_publishes_on_loopback() -> None:
     assert any(volume["target"] == "/srv/model_store" and volume["read_only"] for volume in app["volumes"])
 
 
+def test_compose_clients_reach_the_replicas_through_the_balancer() -> None:
+    """No replica publishes a port (so `--scale app=N` cannot clash); the balancer publishes the service's."""
+    config = _compose_json("docker-compose.yml")
+    assert not config["services"]["app"].get("ports"), "a published port on app stops --scale"
+    balancer = config["services"]["balancer"]
+    (port,) = balancer["ports"]
+    assert (port["published"], port["target"]) == ("8000", 8080)
+    assert balancer["depends_on"]["app"]["condition"] == "service_healthy"
+    raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["balancer"]
+    assert "BASE_IMAGE" in raw["build"]["args"], "built on the same local base as the other images"
+    assert any(v["target"] == "/usr/local/etc/haproxy/haproxy.cfg" and v["read_only"] for v in balancer["volumes"])
+    assert "container_name" not in config["services"]["app"], "a fixed container name stops --scale"
+
+
+def test_compose_per_gpu_layout_gives_each_replica_one_gpu_under_the_name_app() -> None:
+    config = _compose_json("docker-compose.yml", "docker-compose.per-gpu.yml")
+    replicas = {name: s for name, s in config["services"].items() if name.startswith("app")}
+    assert len(replicas) >= 2
+    ids = []
+    for service in replicas.values():
+        (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and "count" not in device
+        ids += device["device_ids"]
+        assert "app" in service["networks"]["default"]["aliases"], "the balancer and Prometheus resolve `app`"
+    assert len(ids) == len(set(ids)), f"two replicas share a GPU: {ids}"
+
+
 def test_compose_cpu_override_drops_the_gpu_reservation() -> None:
     config = _compose_json("docker-compose.yml", "docker-compose.cpu.yml")
     app = config["services"]["app"]
@@ -204,8 +233,11 @@ def test_prometheus_config_passes_promtool() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_prometheus_scrapes_the_compose_service() -> None:
-    assert re.search(r'targets: \["app:8000"\]', PROMETHEUS_YML.read_text())
+def test_prometheus_discovers_every_replica_and_the_balancer() -> None:
+    jobs = {job["job_name"]: job for job in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"]}
+    (discovery,) = jobs["imgcomp"]["dns_sd_configs"]
+    assert discovery == {"names": ["app"], "type": "A", "port": 8000, "refresh_interval": "5s"}
+    assert jobs["balancer"]["static_configs"] == [{"targets": ["balancer:8404"]}]
 
 
 # --- Grafana -------------------------------------------------------------------------------------

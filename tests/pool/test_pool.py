@@ -11,7 +11,7 @@ import pytest
 
 from app.engine import SearchRunner
 from app.metrics import Metrics
-from app.pool import IterationPool
+from app.pool import IterationPool, ModelUnloadedError
 from app.scheduler import DeadlineExceeded, QueueFullError, ShuttingDownError
 from tests.pool.conftest import make_job, pixels
 
@@ -167,3 +167,27 @@ def test_stop_drains_accepted_searches_and_refuses_new_ones(runner: SearchRunner
             pool.submit(MODEL, make_job(5))
 
     asyncio.run(main())
+
+
+def test_added_models_serve_on_every_worker_and_retired_ones_unload_once_idle(runner: SearchRunner) -> None:
+    """A reload's half in the pool: add a version to two workers, retire the old one with searches in flight."""
+    pool, _ = make_pool(runner, workers=2)
+    pool.start()
+    new = "tiny:2"
+
+    async def main() -> None:
+        running = [pool.submit(MODEL, make_job(i, iterations=1000)) for i in range(4)]
+        await asyncio.sleep(0.05)
+        pool.add_models([{new: runner}, {new: runner}])
+        pool.retire_models([MODEL])
+        assert pool.models == {new} and pool.loaded == {MODEL, new}
+        with pytest.raises(ModelUnloadedError, match="unloaded by a reload"):
+            pool.submit(MODEL, make_job(9))
+        answers = await asyncio.gather(*running, *(pool.submit(new, make_job(i)) for i in range(4)))
+        assert len(answers) == 8
+        await until(lambda: pool.loaded == {new})
+
+    try:
+        asyncio.run(main())
+    finally:
+        pool.stop()

@@ -25,6 +25,7 @@ def test_paired_gaps_against_the_strongest_baseline() -> None:
         "telea": [19.0, 20.0, 22.0],
         "ns": [20.0, 21.0, 22.0],
         "ours-no-blend": [21.0, 23.0, 23.0],
+        "ours-no-edge": [22.0, 23.0, 24.0],
         "ours": [22.0, 23.0, 24.0],
     }
     ssim = {method: [0.5, 0.6, 0.7] for method in psnr} | {"ours": [0.6, 0.5, 0.7]}
@@ -37,6 +38,7 @@ def test_paired_gaps_against_the_strongest_baseline() -> None:
     # blending adds 1, 0, 1 dB: mean 2/3, sd 0.577, t(2) 4.303 -> half-width 1.434
     assert gaps.blend_gain.mean == pytest.approx(2 / 3)
     assert gaps.blend_gain.half_width == pytest.approx(4.3027 * 0.57735 / math.sqrt(3), rel=1e-4)
+    assert gaps.edge_gain.mean == 0 and verdict(gaps.edge_gain) == "tie"  # ours equals ours-no-edge here
 
     table = format_gaps([gaps])
     assert "| center | ns | +2.00 [+2.00, +2.00] win | 100% | +0.000 [" in table
@@ -46,7 +48,7 @@ def test_verdicts_and_family_order() -> None:
     assert verdict(Interval(3, -1.0, -1.5, -0.5)) == "loss"
     assert verdict(Interval(3, 0.5, -0.1, 1.1)) == "tie"
     assert verdict(Interval(1, 0.5, math.nan, math.nan)) == "tie"
-    flat = {m: [1.0, 2.0] for m in ("mean", "telea", "ns", "ours-no-blend", "ours")}
+    flat = {m: [1.0, 2.0] for m in ("mean", "telea", "ns", "ours-no-blend", "ours-no-edge", "ours")}
     both = records("half", flat, flat) + records("center", flat, flat)
     assert [g.kind for g in family_gaps(both)] == ["half", "center"]
     assert family_gaps(both)[0].psnr_ahead_share == 0  # a tie on a photo is not a lead

@@ -1,0 +1,44 @@
+"""Which square of a photo the model sees: training saw centre-cropped squares, never stretched ones.
+
+A square upload is seen whole. A wider or taller one is seen through the
+square of its short side that holds the most of the hole (nearest the centre
+where that ties), so a face keeps its proportions; hole pixels outside that
+square get the classical fill. Where that square would leave the model no
+known pixel at its resolution, the whole upload is stretched to the square
+instead, as the first release did for every upload.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+Window = tuple[slice, slice]
+
+
+def box_resize(plane: np.ndarray, resolution: int) -> np.ndarray:
+    """Area-average one float plane to (R, R): each output pixel sees exactly the source pixels under it."""
+    return np.asarray(Image.fromarray(plane.astype(np.float32)).resize((resolution, resolution), Image.Resampling.BOX))
+
+
+def _best_square(hole: np.ndarray) -> Window:
+    height, width = hole.shape
+    side = min(height, width)
+    counts = hole.sum(axis=0 if width > height else 1).astype(np.int64)
+    cumulative = np.concatenate([[0], np.cumsum(counts)])
+    inside = cumulative[side:] - cumulative[:-side]  # hole pixels in the square starting at each offset
+    offsets = np.flatnonzero(inside == inside.max())
+    start = int(offsets[np.argmin(np.abs(offsets - (len(counts) - side) / 2))])
+    span = slice(start, start + side)
+    return (slice(0, height), span) if width > height else (span, slice(0, width))
+
+
+def model_window(hole: np.ndarray, resolution: int) -> Window | None:
+    """The square the model sees, or None for the whole upload stretched to the square."""
+    height, width = hole.shape
+    if height == width:
+        return None
+    window = _best_square(hole)
+    if (box_resize(hole[window].astype(np.float32), resolution) > 0).all():
+        return None
+    return window
