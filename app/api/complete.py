@@ -71,6 +71,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "or JSON with the image in base64 when the request sends `Accept: application/json`.",
         "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
     },
+    400: _problem_example(
+        "malformed-body",
+        "the body is not valid multipart/form-data: send each field as a form part (curl -F name=value)",
+    ),
     401: _problem_example("unauthorized", "send the server's API token as `Authorization: Bearer <token>`"),
     413: _problem_example("upload-too-large", "the request body is 31,457,280 bytes, over the 20,000,000 byte limit"),
     415: _problem_example("not-an-image", "the image is not a PNG, JPEG or WebP image"),
