@@ -4,10 +4,13 @@
 # and say which.
 #
 #   haproxy     tests/deploy/test_balancer.py: `haproxy -c` and a real balancer in front of a real server
+#   prometheus  tests/deploy/test_deploy_files.py: `promtool check config` and `check rules` (Debian ships
+#               promtool in the prometheus package; its daemon is not started)
 set -euo pipefail
 
 missing=()
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || missing+=(haproxy)
+command -v promtool >/dev/null || missing+=(prometheus)
 ((${#missing[@]})) || exit 0
 
 if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
