@@ -129,12 +129,16 @@ def test_each_phase_trains_its_networks_only(photos: torch.Tensor, phase: str, c
     assert set(losses) == expected and all(np.isfinite(v) for v in losses.values())
 
 
-def test_bf16_step_runs_on_the_cpu(photos: torch.Tensor) -> None:
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_runs_every_phase(photos: torch.Tensor, precision: str) -> None:
+    """bf16 autocast (the CPU default); fp16 with the grad scaler, the CUDA path, here through CPU autocast."""
     torch.manual_seed(0)
-    update = GlcicUpdate(TINY, torch.device("cpu"), "bf16", GlcicOptim())
-    losses = update.step("joint", photos, _holes(len(photos), 32))
-    assert all(np.isfinite(v) for v in losses.values())
-    assert all(p.dtype == torch.float32 for p in update.completion.parameters())
+    update = GlcicUpdate(TINY, torch.device("cpu"), precision, GlcicOptim())
+    assert update.scaler.is_enabled() is (precision == "fp16")
+    for phase in PHASES:
+        losses = update.step(phase, photos, _holes(len(photos), 32))
+        assert all(np.isfinite(v) for v in losses.values())
+    assert all(p.dtype == torch.float32 and p.isfinite().all() for p in update.completion.parameters())
 
 
 def test_bad_optim_settings() -> None:
