@@ -221,7 +221,8 @@ def read_card(path: Path) -> dict[str, Any]:
     kind = card.get("kind", DEFAULT_KIND)
     if not isinstance(kind, str) or kind not in KINDS:
         raise CheckpointError(f"{card_path} is of kind {kind!r}; this code knows {', '.join(KINDS)}")
-    for key in ("name", "version", "network", "sha256" if card["format_version"] == 1 else "weights"):
+    fields = KINDS[kind].config_fields
+    for key in ("name", "version", *fields, "sha256" if card["format_version"] == 1 else "weights"):
         if key not in card:
             raise CheckpointError(f"{card_path} lacks the field {key!r}: re-export the model")
     _weight_entries(card, Path(path))

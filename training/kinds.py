@@ -25,8 +25,9 @@ class ModelKind:
 
     `roles` maps each weight role to its file name; `required` roles must be in every folder of
     the kind, the rest are optional; `served` roles are the ones a server loads (the others are
-    kept for further training). `config` parses the card's `network`; `config_fields` are all
-    the card keys the builder reads.
+    kept for further training). `config` parses the card's `network`; `config_fields` are the
+    card keys every folder of the kind must have for `build` (a role's own config, such as the
+    search encoder's `encoder.config`, is checked when that role is built).
     `build(card, roles)` returns fresh networks for the asked roles, sized from the card.
     """
 
@@ -72,7 +73,7 @@ SEARCH = ModelKind(
     required=("generator", "discriminator"),
     served=("generator", "discriminator", "encoder"),
     config=NetworkConfig,
-    config_fields=("network", "encoder.config"),
+    config_fields=("network",),
     build=_build_search,
 )
 GLCIC = ModelKind(

@@ -161,3 +161,13 @@ def test_save_model_refuses_an_incomplete_set_of_roles(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="missing \\['global', 'local'\\]"):
         save_model(tmp_path, "g", "1", GLCIC, {"completion": CompletionNetwork(TINY_GLCIC)}, TINY_GLCIC, {})
     assert not (tmp_path / "g").exists()
+
+
+def test_a_card_without_its_kinds_config_field_is_refused(tmp_path: Path) -> None:
+    path, _ = _save_glcic(tmp_path)
+    card = read_card(path)
+    del card["network"]
+    (path / "model.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError) as caught:
+        load_model(path)
+    assert "lacks the field 'network'" in _one_line(caught, path)
