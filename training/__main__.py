@@ -1,4 +1,4 @@
-"""`python -m training train|encoder|bench`: train a DCGAN, or an encoder for one, into model_store; or time a step."""
+"""`python -m training train|encoder|glcic|bench`: train a DCGAN, its encoder or a GLCIC network; or time a step."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from training.checkpoint import CheckpointError
 from training.data import DataError, load_images, to_signed
 from training.encoder import EncoderSettings, train_encoder
 from training.gan import PRECISIONS, GanUpdate, Optim, resolve_precision
+from training.glcic import GlcicConfig
+from training.glcic_train import GlcicSettings, train_glcic
+from training.glcic_update import RECONSTRUCTIONS, GlcicOptim
 from training.masks import MaskKindError
 from training.networks import SUPPORTED_RESOLUTIONS, ConfigError, EncoderConfig, NetworkConfig
 from training.train import TrainSettings, pick_device, train
@@ -95,6 +98,40 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
     _loop_args(enc)
 
+    glcic = commands.add_parser(
+        "glcic",
+        help="train a one-pass completion network (Iizuka et al. 2017) and write model_store/<name>/<version>/",
+    )
+    glcic.add_argument("--data", type=Path, required=True, help="image folder, .zip of images, or .npz with 'images'")
+    glcic.add_argument("--name", required=True, help="model name, e.g. faces-glcic (the service's `model` field)")
+    glcic.add_argument("--version", default="1", help="version folder to write (default 1)")
+    glcic.add_argument("--model-store", type=Path, default=Path("model_store"), help="where checkpoints go")
+    glcic.add_argument(
+        "--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME/VERSION)"
+    )
+    glcic.add_argument("--phase1-steps", type=int, default=4000, help="completion network on reconstruction only")
+    glcic.add_argument("--phase2-steps", type=int, default=1000, help="discriminators only, C frozen")
+    glcic.add_argument("--phase3-steps", type=int, default=8000, help="both, C on reconstruction + alpha * adversarial")
+    glcic.add_argument("--alpha", type=float, default=0.0004, help="adversarial weight in phase 3 (paper: 0.0004)")
+    glcic.add_argument(
+        "--reconstruction", choices=RECONSTRUCTIONS, default="l2", help="hole loss: l2 (the paper's) or l1"
+    )
+    glcic.add_argument("--batch-size", type=int, default=32, help="images per step and per process (default 32)")
+    glcic.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of both networks (default 2e-4)")
+    glcic.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default 0.5)")
+    glcic.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    glcic.add_argument(
+        "--resolution", type=int, default=64, help=f"image side in pixels, one of {SUPPORTED_RESOLUTIONS}"
+    )
+    glcic.add_argument("--width", type=int, default=32, help="completion network's first-stage width (paper: 64)")
+    glcic.add_argument("--d-width", type=int, default=32, help="discriminators' first-stage width (paper: 64)")
+    glcic.add_argument("--features", type=int, default=256, help="each discriminator's feature size (paper: 1024)")
+    glcic.add_argument("--holdout-fraction", type=float, default=0.1, help="share of images kept out for evaluation")
+    glcic.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
+    glcic.add_argument("--dataset-name", help="dataset name for the model card (default: the data file's stem)")
+    glcic.add_argument("--licence", default="unknown", help="dataset licence for the model card")
+    _loop_args(glcic)
+
     bench = commands.add_parser("bench", help="time training steps per precision and print img/s")
     _common_args(bench)
     bench.add_argument("--steps", type=int, default=20, help="timed steps per precision (default 20)")
@@ -158,6 +195,35 @@ def _run_encoder(args: argparse.Namespace) -> None:
     print(f"wrote {train_encoder(settings)}")
 
 
+def _run_glcic(args: argparse.Namespace) -> None:
+    settings = GlcicSettings(
+        data=args.data,
+        name=args.name,
+        version=args.version,
+        model_store=args.model_store,
+        run_dir=args.run_dir,
+        network=GlcicConfig(resolution=args.resolution, width=args.width, d_width=args.d_width, features=args.features),
+        optim=GlcicOptim(lr=args.lr, beta1=args.beta1, alpha=args.alpha, reconstruction=args.reconstruction),
+        phase_steps=(args.phase1_steps, args.phase2_steps, args.phase3_steps),
+        batch_size=args.batch_size,
+        precision=args.precision,
+        device=args.device,
+        sample_every=args.sample_every,
+        state_every=args.state_every,
+        holdout_fraction=args.holdout_fraction,
+        flip=not args.no_flip,
+        seed=args.seed,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        dataset_name=args.dataset_name,
+        licence=args.licence,
+        show_progress=not args.no_progress,
+    )
+    path = train_glcic(settings)
+    if path is not None:
+        print(f"wrote {path}")
+
+
 def _run_bench(args: argparse.Namespace) -> None:
     """Same data, same networks, one precision after another: img/s side by side."""
     network = _network(args)
@@ -184,7 +250,7 @@ def _run_bench(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {"train": _run_train, "encoder": _run_encoder, "bench": _run_bench}[args.command](args)
+        {"train": _run_train, "encoder": _run_encoder, "glcic": _run_glcic, "bench": _run_bench}[args.command](args)
     except (DataError, ConfigError, CheckpointError, MaskKindError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,8 @@ Weights are safetensors only, so loading never executes code; each file's
 sha256 is checked against `model.json` before it is read. Versions are
 written atomically: a temporary folder is filled and renamed into place, so a
 crash never leaves half a model, and a new component (an encoder) is a new
-version beside the old one, never an edit of a served folder.
+version beside the old one, never an edit of a served folder. What each
+kind's roles, files and networks are comes from `training.kinds`.
 """
 
 from __future__ import annotations
@@ -27,17 +28,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from training.networks import ConfigError, Discriminator, Encoder, EncoderConfig, Generator, NetworkConfig
+from training.glcic import GlcicConfig
+from training.kinds import DEFAULT_KIND, KINDS, SEARCH, ModelKind
+from training.networks import ConfigError, Discriminator, Encoder, Generator, NetworkConfig
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
-KINDS = ("search",)
-ROLE_FILES = {
-    "generator": "generator.safetensors",
-    "discriminator": "discriminator.safetensors",
-    "encoder": "encoder.safetensors",
-}
-REQUIRED_ROLES = ("generator", "discriminator")
 
 
 class CheckpointError(Exception):
@@ -56,6 +52,19 @@ class Checkpoint:
     encoder: Encoder | None = None
     card: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model version of any kind: its networks by role, in eval mode and frozen, plus its card."""
+
+    kind: ModelKind
+    name: str
+    version: str
+    config: NetworkConfig | GlcicConfig
+    networks: dict[str, torch.nn.Module]
+    card: dict[str, Any]
+    path: Path
 
 
 def sha256_of(path: Path) -> str:
@@ -88,6 +97,7 @@ def version_folder(root: Path, name: str, version: str, overwrite: bool = False)
 
 def _write_version(
     target: Path,
+    kind: ModelKind,
     modules: Mapping[str, torch.nn.Module],
     copies: Mapping[str, Path],
     card: dict[str, Any],
@@ -100,14 +110,14 @@ def _write_version(
     try:
         weights = {}
         for role, module in modules.items():
-            save_file(_plain_state(module), str(staging / ROLE_FILES[role]))
+            save_file(_plain_state(module), str(staging / kind.roles[role]))
         for role, source in copies.items():
-            shutil.copyfile(source, staging / ROLE_FILES[role])
+            shutil.copyfile(source, staging / kind.roles[role])
         for role in (*modules, *copies):
-            weights[role] = {"file": ROLE_FILES[role], "sha256": sha256_of(staging / ROLE_FILES[role])}
+            weights[role] = {"file": kind.roles[role], "sha256": sha256_of(staging / kind.roles[role])}
         for filename, source in pictures.items():
             shutil.copyfile(source, staging / filename)
-        meta = {**card, "format_version": FORMAT_VERSION, "kind": "search", "weights": weights}
+        meta = {**card, "format_version": FORMAT_VERSION, "kind": kind.name, "weights": weights}
         (staging / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
         for written in staging.iterdir():
             written.chmod(0o644)
@@ -140,9 +150,29 @@ def save_checkpoint(
 
     `pictures` maps file names in the version folder (e.g. `samples.png`) to files to copy there.
     """
+    modules = {"generator": generator, "discriminator": discriminator}
+    return save_model(root, name, version, SEARCH, modules, config, card, pictures, overwrite)
+
+
+def save_model(
+    root: Path,
+    name: str,
+    version: str,
+    kind: ModelKind,
+    modules: Mapping[str, torch.nn.Module],
+    config: NetworkConfig | GlcicConfig,
+    card: dict[str, Any],
+    pictures: dict[str, Path] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a new version of any kind: one file per role in `modules` (every required role of the kind)."""
+    missing = [role for role in kind.required if role not in modules]
+    unknown = [role for role in modules if role not in kind.roles]
+    if missing or unknown:
+        raise CheckpointError(f"a {kind.name} model needs roles {kind.required}; missing {missing}, unknown {unknown}")
     target = version_folder(root, name, version, overwrite)
     meta = {**card, "name": name, "version": str(version), "network": config.to_dict()}
-    return _write_version(target, {"generator": generator, "discriminator": discriminator}, {}, meta, pictures or {})
+    return _write_version(target, kind, modules, {}, meta, pictures or {})
 
 
 def save_with_encoder(
@@ -162,18 +192,17 @@ def save_with_encoder(
     target = version_folder(source.parent.parent, source.parent.name, version, overwrite)
     if target.resolve() == Path(source).resolve():
         raise CheckpointError(f"{target} is the source version: write the encoder into a new version")
+    if card.get("kind", DEFAULT_KIND) != SEARCH.name:
+        raise CheckpointError(f"{source} is a {card['kind']} model: an encoder is for a search model's generator")
     files = {role: source / entry["file"] for role, entry in _weight_entries(card, source).items()}
-    missing = [role for role in REQUIRED_ROLES if role not in files]
-    if missing:
-        raise CheckpointError(f"{source} has no {', '.join(missing)}: it is not a search model")
     meta = {k: v for k, v in card.items() if k not in ("sha256", "weights", "quality", "encoder")}
     meta |= {
         "version": str(version),
         "derived_from": f"{card['name']}:{card['version']}",
         "encoder": {**encoder_card, "config": encoder.config.to_dict()},
     }
-    copies = {role: path for role, path in files.items() if role in REQUIRED_ROLES}
-    return _write_version(target, {"encoder": encoder}, copies, meta, pictures or {})
+    copies = {role: path for role, path in files.items() if role in SEARCH.required}
+    return _write_version(target, SEARCH, {"encoder": encoder}, copies, meta, pictures or {})
 
 
 def read_card(path: Path) -> dict[str, Any]:
@@ -189,10 +218,11 @@ def read_card(path: Path) -> dict[str, Any]:
         found = card.get("format_version") if isinstance(card, dict) else None
         readable = " or ".join(map(str, READABLE_FORMATS))
         raise CheckpointError(f"{card_path} has format_version {found!r}; this code reads {readable}")
-    kind = card.get("kind", "search")
-    if kind not in KINDS:
-        raise CheckpointError(f"{card_path} is of kind {kind!r}; this code serves {', '.join(KINDS)}")
-    for key in ("name", "version", "network", "sha256" if card["format_version"] == 1 else "weights"):
+    kind = card.get("kind", DEFAULT_KIND)
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise CheckpointError(f"{card_path} is of kind {kind!r}; this code knows {', '.join(KINDS)}")
+    fields = KINDS[kind].config_fields
+    for key in ("name", "version", *fields, "sha256" if card["format_version"] == 1 else "weights"):
         if key not in card:
             raise CheckpointError(f"{card_path} lacks the field {key!r}: re-export the model")
     _weight_entries(card, Path(path))
@@ -200,18 +230,29 @@ def read_card(path: Path) -> dict[str, Any]:
 
 
 def _weight_entries(card: dict[str, Any], path: Path) -> dict[str, dict[str, str]]:
-    """role -> {file, sha256}, from either format."""
+    """role -> {file, sha256}, from either format, with every required role of the card's kind present."""
+    kind = KINDS[card.get("kind", DEFAULT_KIND)]
     if card["format_version"] == 1:
         return {
-            role: {"file": ROLE_FILES[role], "sha256": card["sha256"].get(ROLE_FILES[role], "")}
-            for role in REQUIRED_ROLES
+            role: {"file": kind.roles[role], "sha256": card["sha256"].get(kind.roles[role], "")}
+            for role in kind.required
         }
     weights = card["weights"]
     if not isinstance(weights, dict) or any(
-        role not in ROLE_FILES or not isinstance(entry, dict) or {"file", "sha256"} - set(entry)
+        role not in kind.roles or not isinstance(entry, dict) or {"file", "sha256"} - set(entry)
         for role, entry in weights.items()
     ):
-        raise CheckpointError(f"{path}/model.json has a malformed 'weights' map: re-export the model")
+        roles = ", ".join(kind.roles)
+        raise CheckpointError(
+            f"{path}/model.json has a malformed 'weights' map (a {kind.name} model's roles are {roles}): "
+            "re-export the model"
+        )
+    missing = [role for role in kind.required if role not in weights]
+    if missing:
+        raise CheckpointError(
+            f"{path}/model.json names no weights for {', '.join(missing)}: a {kind.name} model needs "
+            f"{', '.join(kind.required)}"
+        )
     return weights
 
 
@@ -235,31 +276,45 @@ def _load_weights(module: torch.nn.Module, path: Path, expected_sha: str | None)
         raise CheckpointError(f"{path} does not fit the network described in model.json") from exc
 
 
-def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Rebuild every network from a version folder alone, in eval mode with frozen weights."""
+def load_model(path: Path, device: str | torch.device = "cpu", roles: tuple[str, ...] | None = None) -> LoadedModel:
+    """Rebuild a version of any kind from its folder alone: `roles` (default: every role it has) in eval mode."""
     path = Path(path)
     card = read_card(path)
-    try:
-        config = NetworkConfig.from_dict(card["network"])
-        encoder_config = EncoderConfig.from_dict(card["encoder"]["config"]) if has_encoder(card) else None
-    except (ConfigError, TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}/model.json has an invalid network config: {exc}") from exc
-    generator, discriminator = Generator(config), Discriminator(config)
-    encoder = Encoder(config, encoder_config) if encoder_config is not None else None
+    kind = KINDS[card.get("kind", DEFAULT_KIND)]
     entries = _weight_entries(card, path)
-    modules: dict[str, torch.nn.Module] = {"generator": generator, "discriminator": discriminator}
-    if encoder is not None:
-        modules["encoder"] = encoder
-    for role, module in modules.items():
+    wanted = tuple(entries) if roles is None else roles
+    absent = [role for role in wanted if role not in entries]
+    if absent:
+        raise CheckpointError(f"{path} has no {', '.join(absent)} weights (it has {', '.join(entries)})")
+    try:
+        config = kind.network_config(card)
+        networks = kind.build(card, wanted)
+    except (ConfigError, TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}/model.json has an invalid network config: {exc!r}") from exc
+    for role, module in networks.items():
         _load_weights(module, path / entries[role]["file"], entries[role].get("sha256"))
         module.eval().requires_grad_(False).to(device)
+    return LoadedModel(kind, str(card["name"]), str(card["version"]), config, networks, card, path)
+
+
+def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """A search model's G, D and encoder (if it has one), in eval mode with frozen weights."""
+    card = read_card(Path(path))
+    if card.get("kind", DEFAULT_KIND) != SEARCH.name:
+        raise CheckpointError(f"{path} is a {card['kind']} model, not a search model: load it with load_model")
+    loaded = load_model(path, device)
+    networks = loaded.networks
+    assert isinstance(loaded.config, NetworkConfig)
+    generator, discriminator, encoder = networks["generator"], networks["discriminator"], networks.get("encoder")
+    assert isinstance(generator, Generator) and isinstance(discriminator, Discriminator)
+    assert encoder is None or isinstance(encoder, Encoder)
     return Checkpoint(
-        name=str(card["name"]),
-        version=str(card["version"]),
-        config=config,
+        name=loaded.name,
+        version=loaded.version,
+        config=loaded.config,
         generator=generator,
         discriminator=discriminator,
         encoder=encoder,
         card=card,
-        path=path,
+        path=loaded.path,
     )

@@ -85,7 +85,7 @@ def pick_device(requested: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def _sample_batch(images: torch.Tensor, batch: int, flip: bool, rng: torch.Generator) -> torch.Tensor:
+def sample_batch(images: torch.Tensor, batch: int, flip: bool, rng: torch.Generator) -> torch.Tensor:
     index = torch.randint(len(images), (batch,), generator=rng)
     real = to_signed(images[index])
     if flip:
@@ -101,22 +101,27 @@ def atomic_torch_save(state: dict[str, Any], path: Path) -> None:
     os.replace(partial, path)
 
 
+def dataset_card(
+    data: ImageSet, train: ImageSet, held: ImageSet, holdout_fraction: float, name: str | None, licence: str
+) -> dict[str, Any]:
+    """The model card's `dataset`: where the photos came from and which names were held out."""
+    return {
+        "name": name or Path(data.source).stem,
+        "source": data.source,
+        "licence": licence,
+        "size": len(data),
+        "train_size": len(train),
+        "held_out_size": len(held),
+        "holdout_fraction": holdout_fraction,
+        "held_out": held.names,
+    }
+
+
 def _card(
     settings: TrainSettings, data: ImageSet, train: ImageSet, held: ImageSet, training: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
-        "dataset": {
-            "name": settings.dataset_name or Path(data.source).stem,
-            "source": data.source,
-            "licence": settings.licence,
-            "size": len(data),
-            "train_size": len(train),
-            "held_out_size": len(held),
-            "holdout_fraction": settings.holdout_fraction,
-            "held_out": held.names,
-        },
-        "training": training,
-    }
+    dataset = dataset_card(data, train, held, settings.holdout_fraction, settings.dataset_name, settings.licence)
+    return {"dataset": dataset, "training": training}
 
 
 def train(settings: TrainSettings) -> Path | None:
@@ -171,7 +176,7 @@ def train(settings: TrainSettings) -> Path | None:
     images_seen = 0
     started = time.perf_counter()
     for step in range(start_step + 1, settings.steps + 1):
-        real = _sample_batch(train_set.images, settings.batch_size, settings.flip, rng).to(device, non_blocking=True)
+        real = sample_batch(train_set.images, settings.batch_size, settings.flip, rng).to(device, non_blocking=True)
         losses = gan.step(real)
         d_losses.append(losses.d)
         g_losses.append(losses.g)

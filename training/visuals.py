@@ -30,8 +30,26 @@ def save_grid(images: torch.Tensor, path: Path, columns: int | None = None) -> P
     return path
 
 
-def save_loss_curve(series: dict[str, list[float]], path: Path, ylabel: str = "BCE loss") -> Path:
-    """Raw and smoothed losses per step, one line per named series."""
+def _broken(x: list[int], y: list[float]) -> tuple[list[float], list[float]]:
+    """A NaN wherever steps jump, so a series that skips steps (a phase without it) is drawn with a gap."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for index, (step, value) in enumerate(zip(x, y, strict=True)):
+        if index and step - x[index - 1] > 1:
+            xs.append(float("nan"))
+            ys.append(float("nan"))
+        xs.append(step)
+        ys.append(value)
+    return xs, ys
+
+
+def save_loss_curve(
+    series: dict[str, list[float]],
+    path: Path,
+    ylabel: str = "BCE loss",
+    steps: dict[str, list[int]] | None = None,
+) -> Path:
+    """Raw and smoothed losses per step, one line per named series; `steps` places a series that skips steps."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,12 +59,14 @@ def save_loss_curve(series: dict[str, list[float]], path: Path, ylabel: str = "B
     for (label, values), colour in zip(
         series.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red"), strict=False
     ):
+        if not values:
+            continue
         window = max(1, len(values) // 50)
-        steps = range(1, len(values) + 1)
-        ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
+        x = (steps or {}).get(label) or list(range(1, len(values) + 1))
+        ax.plot(*_broken(x, values), color=colour, alpha=0.25, linewidth=0.8)
         kernel = torch.ones(window) / window
         smooth = torch.nn.functional.conv1d(torch.tensor(values).view(1, 1, -1), kernel.view(1, 1, -1))
-        ax.plot(range(window, len(values) + 1), smooth.flatten().tolist(), color=colour, label=label)
+        ax.plot(*_broken(x[window - 1 :], smooth.flatten().tolist()), color=colour, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.legend()
