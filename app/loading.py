@@ -1,4 +1,4 @@
-"""Model versions onto devices: a `SearchRunner` per version per device worker, at start-up and on reload."""
+"""Model versions onto devices: a runner of the version's kind per device worker, at start-up and on reload."""
 
 from __future__ import annotations
 
@@ -7,27 +7,25 @@ from collections.abc import Sequence
 import torch
 
 from app.config import Precision
+from app.engine.kinds import Runner
 from app.engine.precision import resolve as resolve_precision
-from app.engine.runner import SearchRunner
 from app.store import ModelEntry
 
 
 def load_runners(
     entries: Sequence[ModelEntry], devices: Sequence[str], precision: Precision
-) -> list[dict[str, SearchRunner]]:
+) -> list[dict[str, Runner]]:
     """Per device (in order), each entry's networks loaded onto it; raises CheckpointError naming the file.
 
-    The checkpoint reader verifies every file's sha256 and shape, so a broken version fails here,
-    before anything serves it.
+    The runner comes from the version's kind (`app.engine.kinds`). The checkpoint reader verifies
+    every file's sha256 and shape, so a broken version fails here, before anything serves it.
     """
     per_device = []
     for device in devices:
         dtype = resolve_precision(precision, torch.device(device))
         runners = {}
         for entry in entries:
-            checkpoint = entry.load(torch.device(device))
-            runners[entry.key] = SearchRunner(
-                checkpoint.generator, checkpoint.discriminator, torch.device(device), dtype, checkpoint.encoder
-            )
+            model = entry.load_served(torch.device(device))
+            runners[entry.key] = entry.engine.runner(model, torch.device(device), dtype)
         per_device.append(runners)
     return per_device

@@ -4,7 +4,9 @@ Requests are batched per search step, not per request (as Orca and vLLM batch
 per token): every loop of a device thread admits waiting searches into free
 slots, runs one forward/backward per model over all of that model's live
 slots, and answers the searches that ended. A long search never holds up a
-short one, and the device never waits for a batch to fill.
+short one, and the device never waits for a batch to fill. A one-pass model's
+table (`app.engine.onepass`) answers every job it admitted in the next step, so
+such a job holds its slot for one step and waits for at most the step in flight.
 
 The policy (queue, budget, deadlines, draining) is `app.scheduler`'s; this
 module only moves tensors (`_DeviceRunner`) and answers futures on their event
@@ -23,10 +25,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from app.engine.batch import SearchBatch
 from app.engine.errors import EngineError
-from app.engine.runner import SearchRunner
-from app.engine.search import SearchJob, SearchResult
+from app.engine.kinds import Batch, Job, Runner
+from app.engine.search import SearchResult
 from app.metrics import Metrics
 from app.scheduler import DeadlineExceeded, Plan, Scheduler, ShuttingDownError, Status, Ticket
 from app.store import UnknownModelError
@@ -64,7 +65,7 @@ class _Health:
 class SearchBackend(Protocol):
     """What the HTTP layer needs from whatever runs searches on the devices."""
 
-    def submit(self, model_key: str, job: SearchJob, timeout: float | None = None) -> asyncio.Future[SearchResult]:
+    def submit(self, model_key: str, job: Job, timeout: float | None = None) -> asyncio.Future[SearchResult]:
         """Queue a search; must be called on the event loop. Raises QueueFullError or ShuttingDownError."""
         ...
 
@@ -99,7 +100,7 @@ class SearchBackend(Protocol):
         """Model keys with networks on some device: `models` plus retired ones whose searches still run."""
         ...
 
-    def add_models(self, per_worker: Sequence[Mapping[str, SearchRunner]]) -> None:
+    def add_models(self, per_worker: Sequence[Mapping[str, Runner]]) -> None:
         """Serve more model versions: one mapping of new runners per worker, in worker order."""
         ...
 
@@ -116,7 +117,7 @@ class ModelUnloadedError(UnknownModelError):
 class _Request:
     """A search and the way back to the coroutine that awaits it."""
 
-    job: SearchJob
+    job: Job
     future: asyncio.Future[SearchResult]
     loop: asyncio.AbstractEventLoop
 
@@ -132,11 +133,12 @@ class StepOutput:
 
 
 class _DeviceRunner:
-    """One worker's tensors: a `SearchBatch` per model and which ticket owns which batch key."""
+    """One worker's tensors: a slot table per model (a search's, or a one-pass model's that answers every job
+    in one step) and which ticket owns which batch key."""
 
-    def __init__(self, runners: Mapping[str, SearchRunner]) -> None:
+    def __init__(self, runners: Mapping[str, Runner]) -> None:
         self._runners = dict(runners)
-        self._batches: dict[str, SearchBatch] = {model: runner.batch() for model, runner in runners.items()}
+        self._batches: dict[str, Batch] = {model: runner.batch() for model, runner in runners.items()}
         self._keys: dict[Ticket[_Request], int] = {}
         self._owners: dict[str, dict[int, Ticket[_Request]]] = {model: {} for model in runners}
         self._runners_lock = threading.Lock()  # `add` (a reload's thread) and `sync` (this worker) replace _runners
@@ -151,7 +153,7 @@ class _DeviceRunner:
         with self._runners_lock:
             return frozenset(self._runners)
 
-    def add(self, runners: Mapping[str, SearchRunner]) -> None:
+    def add(self, runners: Mapping[str, Runner]) -> None:
         """Any thread: models this worker may admit from now on (their batches open at the first admission)."""
         with self._runners_lock:
             self._runners = {**self._runners, **runners}
@@ -171,7 +173,7 @@ class _DeviceRunner:
             for model in idle:
                 del self._batches[model], self._owners[model], self._runners[model]
 
-    def _batch(self, model: str) -> SearchBatch:
+    def _batch(self, model: str) -> Batch:
         """The model's slot table, opened on this thread when the first search of an added model arrives."""
         if model not in self._batches:
             with self._runners_lock:
@@ -200,7 +202,7 @@ class _DeviceRunner:
                 self._step_model(model, batch, out)
         return out
 
-    def _step_model(self, model: str, batch: SearchBatch, out: StepOutput) -> None:
+    def _step_model(self, model: str, batch: Batch, out: StepOutput) -> None:
         slots, started = batch.live_slots, time.perf_counter()
         try:
             finished = batch.step()
@@ -247,7 +249,7 @@ class IterationPool:
 
     def __init__(
         self,
-        workers: Sequence[tuple[str, Mapping[str, SearchRunner]]],
+        workers: Sequence[tuple[str, Mapping[str, Runner]]],
         metrics: Metrics,
         slot_budget: int,
         queue_size: int,
@@ -298,7 +300,7 @@ class IterationPool:
     def waiting(self) -> int:
         return self._scheduler.waiting
 
-    def submit(self, model_key: str, job: SearchJob, timeout: float | None = None) -> asyncio.Future[SearchResult]:
+    def submit(self, model_key: str, job: Job, timeout: float | None = None) -> asyncio.Future[SearchResult]:
         """Queue a search (call on the event loop); `timeout` overrides the pool's default deadline.
 
         Raises QueueFullError or ShuttingDownError at once. Cancelling the returned future (the
@@ -329,7 +331,7 @@ class IterationPool:
     def loaded(self) -> frozenset[str]:
         return frozenset().union(*(runner.models for runner in self._runners))
 
-    def add_models(self, per_worker: Sequence[Mapping[str, SearchRunner]]) -> None:
+    def add_models(self, per_worker: Sequence[Mapping[str, Runner]]) -> None:
         """Serve more versions (call on the event loop): every worker has them before `submit` accepts them."""
         added = set(per_worker[0]) if per_worker else set()
         self._retired -= added  # first: a worker must not unload a version that is coming back

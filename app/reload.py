@@ -21,7 +21,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from app.config import Settings
-from app.engine.runner import SearchRunner
+from app.engine.kinds import Runner
 from app.loading import load_runners
 from app.metrics import Metrics
 from app.store import ModelEntry, ModelStore, UnknownModelError
@@ -43,7 +43,7 @@ class PreparedReload:
     store: ModelStore  # what requests resolve against once applied
     added: tuple[ModelEntry, ...]
     removed: tuple[ModelEntry, ...]
-    runners: list[dict[str, SearchRunner]]  # per device worker, the added versions on its device
+    runners: list[dict[str, Runner]]  # per device worker, the added versions on its device
 
     @property
     def changed(self) -> bool:
@@ -62,7 +62,7 @@ def prepare_reload(settings: Settings, current: ModelStore, served: Collection[s
     added = tuple(entry for entry in store.entries() if entry.key not in served)
     keys = {entry.key for entry in store.entries()}
     removed = tuple(entry for entry in current.entries() if entry.key not in keys)
-    runners: list[dict[str, SearchRunner]] = [{} for _ in settings.devices]
+    runners: list[dict[str, Runner]] = [{} for _ in settings.devices]
     for entry in added:
         try:
             loaded = load_runners([entry], settings.devices, settings.precision)

@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
-from training.checkpoint import Checkpoint, has_encoder, load_checkpoint, read_card
+from app.engine.kinds import Engine, engine_for
+from training.checkpoint import Checkpoint, LoadedModel, has_encoder, load_checkpoint, load_model, read_card
+from training.kinds import kind_of
 
 
 class UnknownModelError(LookupError):
@@ -44,7 +46,18 @@ class ModelEntry:
 
     @property
     def kind(self) -> str:
-        return str(self.card.get("kind", "search"))
+        """The folder's kind (`search` for a folder written before kinds)."""
+        return kind_of(self.card).name
+
+    @property
+    def engine(self) -> Engine:
+        """How a worker runs this version, from the one kind table (`app.engine.kinds`)."""
+        return engine_for(self.kind)
+
+    @property
+    def one_pass(self) -> bool:
+        """One step per request: no iterations, restarts or start to choose."""
+        return self.engine.one_pass
 
     @property
     def has_encoder(self) -> bool:
@@ -57,8 +70,20 @@ class ModelEntry:
         return path if path.is_file() else None
 
     def load(self, device: torch.device) -> Checkpoint:
-        """Every network on `device`, eval mode, frozen (checksums verified by the checkpoint reader)."""
+        """A search version's networks on `device`, eval mode, frozen, for the search-only tools (CheckpointError
+        for another kind)."""
         return load_checkpoint(self.path, device)
+
+    def load_served(self, device: torch.device) -> LoadedModel:
+        """The networks this version's kind serves (not the discriminators a one-pass model keeps for
+        training), on `device`, eval mode, frozen; checksums and shapes verified by the checkpoint reader."""
+        served = tuple(role for role in kind_of(self.card).served if role in self._roles())
+        return load_model(self.path, device, served)
+
+    def _roles(self) -> set[str]:
+        if "weights" in self.card:
+            return set(self.card["weights"])
+        return set(kind_of(self.card).required)
 
 
 def _version_order(version: str) -> tuple[int, int, str]:
@@ -90,9 +115,11 @@ class ModelStore:
         return cls(entries, default_model)
 
     def verify(self) -> None:
-        """Load every version once on the CPU (checksums, shapes, configs) and drop it; raises CheckpointError."""
+        """Load every role of every version once on the CPU (checksums, shapes, configs) and drop it, the
+        discriminators a one-pass model does not serve included: a folder is whole or refused. Raises
+        CheckpointError naming the folder."""
         for entry in self.entries():
-            entry.load(torch.device("cpu"))
+            load_model(entry.path, torch.device("cpu"))
 
     def names(self) -> list[str]:
         """Every model name, sorted."""

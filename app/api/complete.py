@@ -25,6 +25,8 @@ from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
 from app.engine.depth import EdgeFill, edge_fill
 from app.engine.errors import EngineError, ParamsError
+from app.engine.kinds import Job
+from app.engine.onepass import OnePassJob, OnePassParams
 from app.engine.search import Init, SearchJob, SearchParams, SearchResult, params_for
 from app.scheduler import DeadlineExceeded
 from app.store import ModelEntry
@@ -53,7 +55,7 @@ class Completion(BaseModel):
     image: str
     format: OutputFormat
     model: str
-    init: Init
+    init: Init | Literal["none"]  # none: a one-pass model, which has no start
     iterations: int
     loss: float
     timings: Timings
@@ -109,6 +111,29 @@ def _search_params(
         raise Problem("invalid-parameter", str(error)) from None
 
 
+def _params(
+    settings: Settings, entry: ModelEntry, init: Init | None, iterations: int | None, restarts: int | None, seed: int
+) -> SearchParams | OnePassParams:
+    """A one-pass model's fixed parameters (a search knob sent for it is a 422 naming it), else a search's."""
+    if not entry.one_pass:
+        return _search_params(settings, entry, init, iterations, restarts, seed)
+    knobs = {"iterations": iterations, "restarts": restarts, "init": init}
+    sent = ", ".join(name for name, value in knobs.items() if value is not None)
+    if sent:
+        raise Problem(
+            "invalid-parameter",
+            f"model {entry.key} is a one-pass model (kind {entry.kind}): it completes in one forward pass and "
+            f"takes no {sent}; leave them out, or pick a search model (GET /v1/models shows each one's kind)",
+        )
+    return OnePassParams()
+
+
+def _job(prepared: Prepared, params: SearchParams | OnePassParams) -> Job:
+    if isinstance(params, OnePassParams):
+        return OnePassJob(prepared.target, prepared.hole, params)
+    return SearchJob(prepared.target, prepared.hole, params)
+
+
 def _check_timeout(settings: Settings, timeout: float | None) -> float:
     """The caller's deadline, or the server's; a longer one than the server allows is a 422, not a clamp."""
     if timeout is None:
@@ -161,7 +186,9 @@ def _finish(
     return encode_image(restored, output_format, upload.icc_profile)
 
 
-def _headers(entry: ModelEntry, params: SearchParams, result: SearchResult, timings: Timings) -> dict[str, str]:
+def _headers(
+    entry: ModelEntry, params: SearchParams | OnePassParams, result: SearchResult, timings: Timings
+) -> dict[str, str]:
     stages = ", ".join(f"{stage.removesuffix('_s')};dur={seconds * 1000:.1f}" for stage, seconds in timings)
     return {
         "X-Model": entry.key,
@@ -198,8 +225,10 @@ async def complete(
     model: Annotated[
         str | None,
         Form(
-            description="`name` (latest version) or `name:version`; default: the server's default model.",
-            examples=["faces", "faces:1"],
+            description="`name` (latest version) or `name:version`; default: the server's default model. "
+            "A one-pass model (kind `glcic`, e.g. `faces-glcic`) completes in one forward pass and takes no "
+            "`iterations`, `restarts` or `init` (422 if sent).",
+            examples=["faces", "faces:1", "faces-glcic"],
         ),
     ] = None,
     iterations: Annotated[
@@ -207,19 +236,21 @@ async def complete(
         Form(
             ge=0,
             description="Search iterations per restart (server default and maximum apply); 0 with init=encoder "
-            "answers the encoder's guess G(E(x)) in one pass.",
+            "answers the encoder's guess G(E(x)) in one pass. Search models only.",
             examples=[100],
         ),
     ] = None,
     restarts: Annotated[
-        int | None, Form(ge=1, description="Independent searches; the lowest loss wins.", examples=[2])
+        int | None,
+        Form(ge=1, description="Independent searches; the lowest loss wins. Search models only.", examples=[2]),
     ] = None,
     seed: Annotated[int, Form(ge=0, le=2**63 - 1, description="Same seed, same upload: same result.")] = 0,
     init: Annotated[
         Init | None,
         Form(
             description="Where the search starts: `encoder` (the model's guess from the damaged photo; the default "
-            "where the model has an encoder) or `random` (a seeded random z; the default otherwise)."
+            "where the model has an encoder) or `random` (a seeded random z; the default otherwise). "
+            "Search models only."
         ),
     ] = None,
     blend: Annotated[Literal["poisson", "none"], Form(description="Poisson seam blending, or none.")] = "poisson",
@@ -240,7 +271,7 @@ async def complete(
     started = time.perf_counter()
     entry: ModelEntry = store.resolve(model)
     request.state.model = entry.name
-    params = _search_params(settings, entry, init, iterations, restarts, seed)
+    params = _params(settings, entry, init, iterations, restarts, seed)
     limit = _check_timeout(settings, timeout)
     image_data = await image.read()
     mask_data = await mask.read() if mask is not None else None
@@ -250,7 +281,7 @@ async def complete(
     )
     decoded = time.perf_counter()
     remaining = max(limit - (decoded - started), 0.0)
-    future = backend.submit(entry.key, SearchJob(prepared.target, prepared.hole, params), timeout=remaining)
+    future = backend.submit(entry.key, _job(prepared, params), timeout=remaining)
     request.state.admission.release()  # its queue place is now the pool's to count
     try:
         result = await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)

@@ -26,7 +26,8 @@ class ModelInfo(BaseModel):
     version: str
     key: str
     latest: bool
-    kind: str
+    kind: str  # search (the latent search) or glcic (one pass)
+    one_pass: bool  # answers in one forward pass: `iterations`, `restarts` and `init` do not apply
     resolution: int
     encoder: bool
     dataset: str
@@ -54,6 +55,7 @@ async def list_models(request: Request, store: StoreDep, backend: BackendDep) ->
                 key=entry.key,
                 latest=latest,
                 kind=entry.kind,
+                one_pass=entry.one_pass,
                 resolution=entry.resolution,
                 encoder=entry.has_encoder,
                 dataset=entry.dataset,

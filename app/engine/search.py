@@ -133,18 +133,23 @@ class SearchJob:
 
     def check(self, channels: int, resolution: int) -> None:
         """Raise a named error unless this job fits a model of this shape."""
-        expected = (channels, resolution, resolution)
-        if tuple(self.target.shape) != expected or not self.target.is_floating_point():
-            raise EngineError(
-                f"target must be a float tensor of shape {expected}, got {self.target.dtype} "
-                f"{tuple(self.target.shape)}: bring the image to the model resolution first"
-            )
-        if tuple(self.hole.shape) != expected[1:] or self.hole.dtype != torch.bool:
-            raise MaskError(
-                f"hole must be a bool mask of shape {expected[1:]}, got {self.hole.dtype} "
-                f"{tuple(self.hole.shape)}: give one mask pixel per image pixel"
-            )
-        check_hole_coverage(int(self.hole.sum()), self.hole.numel())
+        check_job(self.target, self.hole, channels, resolution)
+
+
+def check_job(target: torch.Tensor, hole: torch.Tensor, channels: int, resolution: int) -> None:
+    """A job's image and hole fit a model of this shape, and the hole leaves something to fill and some context."""
+    expected = (channels, resolution, resolution)
+    if tuple(target.shape) != expected or not target.is_floating_point():
+        raise EngineError(
+            f"target must be a float tensor of shape {expected}, got {target.dtype} "
+            f"{tuple(target.shape)}: bring the image to the model resolution first"
+        )
+    if tuple(hole.shape) != expected[1:] or hole.dtype != torch.bool:
+        raise MaskError(
+            f"hole must be a bool mask of shape {expected[1:]}, got {hole.dtype} "
+            f"{tuple(hole.shape)}: give one mask pixel per image pixel"
+        )
+    check_hole_coverage(int(hole.sum()), hole.numel())
 
 
 def check_hole_coverage(missing: int, total: int) -> None:

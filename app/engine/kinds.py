@@ -1,0 +1,83 @@
+"""Model kind -> how a device worker runs it: the app's one table next to `training.kinds`.
+
+The store, the loader, `/v1/models`, the completion route and the pool ask `engine_for(kind)`
+instead of branching on a kind's name. A kind is either stepped until done (the search: many
+steps per job) or one-pass (one step per job, nothing to tune per request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from app.engine.onepass import OnePassJob, OnePassRunner
+from app.engine.runner import SearchRunner
+from app.engine.search import SearchJob, SearchResult
+from training.checkpoint import LoadedModel
+from training.glcic import CompletionNetwork
+from training.kinds import KINDS
+from training.networks import Discriminator, Encoder, Generator
+
+Job = SearchJob | OnePassJob
+
+
+class Batch(Protocol):
+    """A steppable slot table: what a pool worker admits into, steps and pops, between any two steps."""
+
+    @property
+    def live_slots(self) -> int: ...
+
+    def add(self, job: Any) -> int: ...
+
+    def step(self) -> list[int]: ...
+
+    def pop(self, key: int) -> SearchResult: ...
+
+    def cancel(self, key: int) -> None: ...
+
+
+class Runner(Protocol):
+    """One model version's networks on one device; every job runs through a fresh `batch()`."""
+
+    @property
+    def has_encoder(self) -> bool: ...
+
+    def batch(self) -> Batch: ...
+
+
+def _search_runner(model: LoadedModel, device: torch.device, precision: str) -> SearchRunner:
+    generator, discriminator = model.networks["generator"], model.networks["discriminator"]
+    encoder = model.networks.get("encoder")
+    assert isinstance(generator, Generator) and isinstance(discriminator, Discriminator)
+    assert encoder is None or isinstance(encoder, Encoder)
+    return SearchRunner(generator, discriminator, device, precision, encoder)
+
+
+def _one_pass_runner(model: LoadedModel, device: torch.device, precision: str) -> OnePassRunner:
+    completion = model.networks["completion"]
+    assert isinstance(completion, CompletionNetwork)
+    return OnePassRunner(completion, device, precision)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How the app serves one kind: its runner from a loaded version, and whether a job is one step."""
+
+    kind: str
+    one_pass: bool  # one step per job: `iterations`, `restarts` and `init` do not apply
+    runner: Callable[[LoadedModel, torch.device, str], Runner]
+
+
+ENGINES: dict[str, Engine] = {
+    "search": Engine("search", one_pass=False, runner=_search_runner),
+    "glcic": Engine("glcic", one_pass=True, runner=_one_pass_runner),
+}
+assert set(ENGINES) == set(KINDS), "every model kind the checkpoint reader knows needs an engine here"
+
+
+def engine_for(kind: str) -> Engine:
+    """The engine of a kind that `training.kinds` knows (the checkpoint reader refuses the others)."""
+    return ENGINES[kind]
