@@ -1,0 +1,69 @@
+"""The one-pass table: every job admitted before a step is answered by it, alone or batched alike."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from app.engine.errors import EngineError, MaskError
+from app.engine.kinds import ENGINES, engine_for
+from app.engine.onepass import OnePassBatch, OnePassJob, OnePassRunner
+from app.engine.search import SearchJob, SearchParams
+from training.glcic import CompletionNetwork, GlcicConfig
+from training.kinds import KINDS
+
+CONFIG = GlcicConfig(resolution=32, width=8, d_width=8, features=16)
+
+
+@pytest.fixture(scope="module")
+def runner() -> OnePassRunner:
+    torch.manual_seed(0)
+    return OnePassRunner(CompletionNetwork(CONFIG), torch.device("cpu"))
+
+
+def _job(seed: int) -> OnePassJob:
+    generator = torch.Generator().manual_seed(seed)
+    hole = torch.zeros(32, 32, dtype=torch.bool)
+    hole[4 + seed : 20 + seed, 8:24] = True
+    return OnePassJob(torch.rand(3, 32, 32, generator=generator) * 2 - 1, hole)
+
+
+def test_every_kind_has_an_engine_and_only_glcic_is_one_pass() -> None:
+    assert set(ENGINES) == set(KINDS)
+    assert {kind: engine_for(kind).one_pass for kind in KINDS} == {"search": False, "glcic": True}
+
+
+def test_one_step_answers_every_job_with_its_known_pixels_and_batching_changes_nothing(
+    runner: OnePassRunner,
+) -> None:
+    jobs = [_job(seed) for seed in range(3)]
+    together = runner.run(jobs)
+    for job, result in zip(jobs, together, strict=True):
+        (alone,) = runner.run([job])
+        torch.testing.assert_close(result.generated, alone.generated, rtol=1e-5, atol=1e-5)
+        assert result.iterations == 0 and result.loss == 0.0
+        assert torch.equal(result.generated[:, ~job.hole], job.target[:, ~job.hole])
+        assert not torch.equal(result.generated[:, job.hole], job.target[:, job.hole])
+
+
+def test_the_table_empties_in_one_step_and_a_cancelled_job_is_not_computed(runner: OnePassRunner) -> None:
+    batch: OnePassBatch = runner.batch()
+    first, second = batch.add(_job(0)), batch.add(_job(1))
+    batch.cancel(second)
+    assert batch.live_slots == 1
+    assert batch.step() == [first] and batch.live_slots == 0 and batch.step() == []
+    assert batch.pop(first).generated.shape == (3, 32, 32)
+    with pytest.raises(EngineError, match="not finished"):
+        batch.pop(first)
+
+
+def test_jobs_it_cannot_run_fail_alone(runner: OnePassRunner) -> None:
+    batch = runner.batch()
+    search = SearchJob(_job(0).target, _job(0).hole, SearchParams(iterations=5, restarts=1))
+    with pytest.raises(EngineError, match="one-pass model runs one-pass jobs"):
+        batch.add(search)
+    with pytest.raises(MaskError, match="marks no pixel"):
+        batch.add(OnePassJob(torch.zeros(3, 32, 32), torch.zeros(32, 32, dtype=torch.bool)))
+    with pytest.raises(EngineError, match="shape"):
+        batch.add(OnePassJob(torch.zeros(3, 16, 16), torch.ones(16, 16, dtype=torch.bool)))
+    assert batch.live_slots == 0
