@@ -28,7 +28,7 @@ const $ = (id) => document.getElementById(id);
 const el = {
   file: $("file"), fileName: $("file-name"), drop: $("drop"), stage: $("stage"), photo: $("photo"), mask: $("mask"),
   ring: $("ring"), size: $("size"), sizeValue: $("size-value"), undo: $("undo"), clear: $("clear"), alpha: $("alpha"),
-  maskInfo: $("mask-info"), model: $("model"), modelHint: $("model-hint"), samples: $("samples"),
+  presets: $("presets"), maskInfo: $("mask-info"), model: $("model"), modelHint: $("model-hint"), samples: $("samples"),
   modelCaption: $("model-caption"), presetInfo: $("preset-info"), custom: $("custom"), iterations: $("iterations"),
   restarts: $("restarts"), submit: $("submit"), cancel: $("cancel"), status: $("status"), result: $("result"),
   compare: $("compare"), before: $("before"), after: $("after"), divider: $("divider"), split: $("split"),
@@ -340,7 +340,8 @@ function showModel() {
     el.samples.src = new URL(model.samples_url).pathname;
     el.samples.alt = `images the ${model.key} model generates`;
     el.modelCaption.textContent = `${model.key} knows ${model.dataset}: photos like these restore best. `
-      + `${model.resolution}x${model.resolution}, ${model.encoder ? "with an encoder" : "no encoder"}.`;
+      + `${model.resolution}x${model.resolution}, `
+      + `${model.one_pass ? "one pass" : model.encoder ? "with an encoder" : "no encoder"}.`;
     el.modelHint.hidden = false;
   } else {
     el.modelHint.hidden = true;
@@ -356,8 +357,14 @@ function preset() {
 function showPreset() {
   const model = selectedModel();
   const chosen = preset();
-  el.custom.hidden = chosen !== "custom";
+  // a one-pass model (kind glcic) has no budget to choose: it answers in one forward pass
+  el.presets.hidden = Boolean(model?.one_pass);
+  el.custom.hidden = chosen !== "custom" || Boolean(model?.one_pass);
   if (!model) return;
+  if (model.one_pass) {
+    el.presetInfo.textContent = "A one-pass model: one forward pass of its completion network, nothing to tune";
+    return;
+  }
   el.presetInfo.textContent = chosen === "custom"
     ? "Your own budget: iterations per restart (0 with an encoder = its one-pass guess) and restarts"
     : PRESETS[model.encoder ? "encoder" : "random"][chosen].text;
@@ -365,6 +372,7 @@ function showPreset() {
 
 function presetFields() {
   const model = selectedModel();
+  if (model.one_pass) return {};
   if (preset() === "custom") return { iterations: el.iterations.value, restarts: el.restarts.value };
   return PRESETS[model.encoder ? "encoder" : "random"][preset()].fields;
 }
@@ -534,7 +542,7 @@ async function showResult(answer, job) {
   el.download.download = `${(job.name || "image").replace(/\.[^.]+$/, "")}-restored.${answer.format}`;
   const t = answer.timings;
   const rows = [
-    ["model", `${answer.model}, start: ${answer.init}`],
+    ["model", `${answer.model}, ${answer.init === "none" ? "one pass" : `start: ${answer.init}`}`],
     ["iterations", `${answer.iterations} (loss ${answer.loss.toFixed(4)})`],
     ["search", seconds(t.search_s)],
     ["queue", seconds(t.queue_s)],
