@@ -62,7 +62,8 @@ class Metrics:
         self.iterations_per_request = Histogram(
             "imgcomp_iterations_per_request",
             "Search iterations a request actually ran (early stop makes it less than its budget), "
-            "by where it started (encoder guess or random z; 0 = the encoder's one-pass answer).",
+            "by where it started (encoder guess or random z; 0 = the encoder's one-pass answer; "
+            "none = a one-pass model, always 0).",
             ["init"],
             buckets=_ITERATION_BUCKETS,
             registry=r,
