@@ -27,12 +27,13 @@ from app.config import Settings, describe_errors
 from app.engine.compose import finish, prepare
 from app.engine.depth import EDGE_NAMES, edge_fill
 from app.engine.errors import EngineError
+from app.engine.kinds import Job, make_job
+from app.engine.onepass import OnePassParams
 from app.engine.precision import deterministic_cuda
 from app.engine.precision import resolve as resolve_precision
-from app.engine.runner import SearchRunner
-from app.engine.search import INITS, SearchJob, params_for
+from app.engine.search import INITS, SearchParams, params_for
 from app.quality import cli as quality_cli
-from app.store import ModelStore, UnknownModelError
+from app.store import ModelEntry, ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
 
 if TYPE_CHECKING:
@@ -164,6 +165,18 @@ def _pair(inputs: Path, masks: Path | None) -> list[tuple[Path, Path | None]]:
     return [(image, by_stem[image.stem]) for image in images]
 
 
+def _params(entry: ModelEntry, args: argparse.Namespace) -> SearchParams | OnePassParams:
+    """A one-pass model's fixed parameters (a search option given for it is an EngineError), else a search's."""
+    if not entry.one_pass:
+        return params_for(
+            entry.has_encoder, args.init, iterations=args.iterations, restarts=args.restarts, seed=args.seed
+        )
+    given = [f"--{name}" for name in ("init", "iterations", "restarts") if getattr(args, name) is not None]
+    if given:
+        raise EngineError(f"{entry.key} is a one-pass model (kind {entry.kind}): it takes no {', '.join(given)}")
+    return OnePassParams()
+
+
 def _complete(args: argparse.Namespace) -> int:
     settings = _settings(model_store=args.model_store, default_model=args.model.partition(":")[0], devices=args.device)
     if settings is None:
@@ -178,12 +191,9 @@ def _complete(args: argparse.Namespace) -> int:
             torch.set_num_threads(settings.torch_threads)
         if device.type == "cuda":
             deterministic_cuda()
-        checkpoint = entry.load(device)
         precision = resolve_precision(settings.precision, device)
-        runner = SearchRunner(checkpoint.generator, checkpoint.discriminator, device, precision, checkpoint.encoder)
-        params = params_for(
-            entry.has_encoder, args.init, iterations=args.iterations, restarts=args.restarts, seed=args.seed
-        )
+        runner = entry.engine.runner(entry.load_served(device), device, precision)
+        params = _params(entry, args)
     except (UnknownModelError, CheckpointError, FileNotFoundError, EngineError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -191,7 +201,7 @@ def _complete(args: argparse.Namespace) -> int:
     failures = 0
     with tqdm(total=len(pairs), unit="img", desc=f"completing with {entry.key}") as progress:
         for start in range(0, len(pairs), args.batch_size):
-            chunk: list[tuple[Path, Upload, SearchJob]] = []
+            chunk: list[tuple[Path, Upload, Job]] = []
             for image_path, mask_path in pairs[start : start + args.batch_size]:
                 try:
                     mask = mask_path.read_bytes() if mask_path is not None else None
@@ -202,7 +212,7 @@ def _complete(args: argparse.Namespace) -> int:
                     failures += 1
                     progress.update()
                     continue
-                chunk.append((image_path, upload, SearchJob(prepared.target, prepared.hole, params)))
+                chunk.append((image_path, upload, make_job(prepared.target, prepared.hole, params)))
             results = runner.run([job for _, _, job in chunk]) if chunk else []
             for (image_path, upload, _), result in zip(chunk, results, strict=True):
                 edge = edge_fill(args.edge)

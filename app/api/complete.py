@@ -25,9 +25,9 @@ from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
 from app.engine.depth import EdgeFill, edge_fill
 from app.engine.errors import EngineError, ParamsError
-from app.engine.kinds import Job
-from app.engine.onepass import OnePassJob, OnePassParams
-from app.engine.search import Init, SearchJob, SearchParams, SearchResult, params_for
+from app.engine.kinds import make_job
+from app.engine.onepass import OnePassParams
+from app.engine.search import Init, SearchParams, SearchResult, params_for
 from app.scheduler import DeadlineExceeded
 from app.store import ModelEntry
 
@@ -126,12 +126,6 @@ def _params(
             f"takes no {sent}; leave them out, or pick a search model (GET /v1/models shows each one's kind)",
         )
     return OnePassParams()
-
-
-def _job(prepared: Prepared, params: SearchParams | OnePassParams) -> Job:
-    if isinstance(params, OnePassParams):
-        return OnePassJob(prepared.target, prepared.hole, params)
-    return SearchJob(prepared.target, prepared.hole, params)
 
 
 def _check_timeout(settings: Settings, timeout: float | None) -> float:
@@ -281,7 +275,7 @@ async def complete(
     )
     decoded = time.perf_counter()
     remaining = max(limit - (decoded - started), 0.0)
-    future = backend.submit(entry.key, _job(prepared, params), timeout=remaining)
+    future = backend.submit(entry.key, make_job(prepared.target, prepared.hole, params), timeout=remaining)
     request.state.admission.release()  # its queue place is now the pool's to count
     try:
         result = await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)

@@ -7,15 +7,15 @@ steps per job) or one-pass (one step per job, nothing to tune per request).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
-from app.engine.onepass import OnePassJob, OnePassRunner
+from app.engine.onepass import OnePassJob, OnePassParams, OnePassRunner
 from app.engine.runner import SearchRunner
-from app.engine.search import SearchJob, SearchResult
+from app.engine.search import SearchJob, SearchParams, SearchResult
 from training.checkpoint import LoadedModel
 from training.glcic import CompletionNetwork
 from training.kinds import KINDS
@@ -46,6 +46,15 @@ class Runner(Protocol):
     def has_encoder(self) -> bool: ...
 
     def batch(self) -> Batch: ...
+
+    def run(self, jobs: Sequence[Any]) -> list[SearchResult]: ...
+
+
+def make_job(target: torch.Tensor, hole: torch.Tensor, params: SearchParams | OnePassParams) -> Job:
+    """The job the parameters are for: a one-pass model's fixed ones make a one-pass job, a search's a search."""
+    if isinstance(params, OnePassParams):
+        return OnePassJob(target, hole, params)
+    return SearchJob(target, hole, params)
 
 
 def _search_runner(model: LoadedModel, device: torch.device, precision: str) -> SearchRunner:

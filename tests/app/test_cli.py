@@ -10,6 +10,7 @@ import pytest
 
 from app.__main__ import main
 from tests.app.conftest import center_hole, damaged, decode, encode, mask_png
+from tests.app.glcic_store import save_tiny_glcic
 
 
 @pytest.fixture
@@ -72,3 +73,25 @@ def test_bad_file_is_skipped_not_fatal(store: Path, tmp_path: Path, faces: np.nd
     (images / "opaque.png").write_bytes(encode(faces[421]))  # no alpha, no mask: skipped with a message
     assert main(_args(store, str(images), "--out", str(tmp_path / "out"))) == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
+
+
+def test_a_one_pass_model_completes_offline_and_refuses_search_options(
+    store: Path, tmp_path: Path, faces: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_tiny_glcic(store)
+    hole = center_hole(64, 64)
+    upload = damaged(faces[420], hole)
+    source, mask = tmp_path / "photo.png", tmp_path / "mask.png"
+    source.write_bytes(encode(upload))
+    mask.write_bytes(mask_png(hole))
+    common = ["complete", str(source), "--masks", str(mask), "--out", str(tmp_path / "out"), "--model", "tiny-glcic"]
+    common += ["--model-store", str(store), "--device", "cpu"]
+    assert main(common) == 0
+    restored = decode((tmp_path / "out" / "photo.png").read_bytes())
+    np.testing.assert_array_equal(restored[~hole], upload[~hole])
+    assert np.abs(restored[hole].astype(int) - 128).mean() > 1.0
+    capsys.readouterr()
+    assert main([*common, "--iterations", "5"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: tiny-glcic:1 is a one-pass model (kind glcic): it takes no --iterations"
+    )
