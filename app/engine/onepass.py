@@ -60,13 +60,6 @@ class OnePassBatch:
     def live_slots(self) -> int:
         return len(self._live)
 
-    @property
-    def searches(self) -> int:
-        return len(self._live) + len(self._results)
-
-    def finished(self) -> list[int]:
-        return list(self._results)
-
     def add(self, job: SearchJob | OnePassJob) -> int:
         if not isinstance(job, OnePassJob):
             raise EngineError("a one-pass model runs one-pass jobs: it takes no iterations, restarts or start")
