@@ -147,6 +147,6 @@ def test_torchrun_two_processes_gloo(tmp_path: Path, few_faces: Path) -> None:
         "--run-dir", str(tmp_path / "run"), "--no-progress", "--holdout-fraction", "0.25",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stderr[-8000:]  # the ranks' own errors come before the launcher's
     loaded = load_model(tmp_path / "store" / "ddp" / "1")
     assert loaded.card["training"]["world_size"] == 2 and loaded.config == TINY
