@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -139,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _loop_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings every long training loop takes from the flags `_loop_args` added."""
+    return {
+        "precision": args.precision,
+        "sample_every": args.sample_every,
+        "state_every": args.state_every,
+        "seed": args.seed,
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+        "show_progress": not args.no_progress,
+    }
+
+
 def _network(args: argparse.Namespace) -> NetworkConfig:
     return NetworkConfig(resolution=args.resolution, z_dim=args.z_dim, g_width=args.g_width, d_width=args.d_width)
 
@@ -154,18 +168,12 @@ def _run_train(args: argparse.Namespace) -> None:
         optim=Optim(lr=args.lr, beta1=args.beta1, ema_decay=args.ema_decay),
         steps=args.steps,
         batch_size=args.batch_size,
-        precision=args.precision,
         device=args.device,
-        sample_every=args.sample_every,
-        state_every=args.state_every,
         holdout_fraction=args.holdout_fraction,
         flip=not args.no_flip,
-        seed=args.seed,
-        resume=args.resume,
-        overwrite=args.overwrite,
         dataset_name=args.dataset_name,
         licence=args.licence,
-        show_progress=not args.no_progress,
+        **_loop_settings(args),
     )
     path = train(settings)
     if path is not None:
@@ -183,14 +191,8 @@ def _run_encoder(args: argparse.Namespace) -> None:
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
-        precision=args.precision,
         device=args.device,
-        sample_every=args.sample_every,
-        state_every=args.state_every,
-        seed=args.seed,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        show_progress=not args.no_progress,
+        **_loop_settings(args),
     )
     print(f"wrote {train_encoder(settings)}")
 
@@ -206,18 +208,12 @@ def _run_glcic(args: argparse.Namespace) -> None:
         optim=GlcicOptim(lr=args.lr, beta1=args.beta1, alpha=args.alpha, reconstruction=args.reconstruction),
         phase_steps=(args.phase1_steps, args.phase2_steps, args.phase3_steps),
         batch_size=args.batch_size,
-        precision=args.precision,
         device=args.device,
-        sample_every=args.sample_every,
-        state_every=args.state_every,
         holdout_fraction=args.holdout_fraction,
         flip=not args.no_flip,
-        seed=args.seed,
-        resume=args.resume,
-        overwrite=args.overwrite,
         dataset_name=args.dataset_name,
         licence=args.licence,
-        show_progress=not args.no_progress,
+        **_loop_settings(args),
     )
     path = train_glcic(settings)
     if path is not None:

@@ -120,15 +120,20 @@ def make_settings(tiny_store: Path, clean_env: None) -> Callable[..., Settings]:
     return lambda **overrides: test_settings(tiny_store, **overrides)
 
 
-@pytest.fixture(scope="module")
-def module_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny store per test module, so a module's tests can share one server."""
-    root = tmp_path_factory.mktemp("store") / "model_store"
+def save_tiny_search(root: Path) -> Path:
+    """A seeded, untrained `tiny/1` search model with eval-mode BatchNorm statistics; returns its folder."""
     torch.manual_seed(0)
     generator, discriminator = Generator(TINY), Discriminator(TINY)
     recompute_batchnorm_stats(generator, samples=256, batch_size=64)
     card = {"dataset": {"name": "none (test)"}, "training": {"steps": 0}}
-    save_checkpoint(root, "tiny", "1", generator, discriminator.eval(), TINY, card)
+    return save_checkpoint(root, "tiny", "1", generator, discriminator.eval(), TINY, card)
+
+
+@pytest.fixture(scope="module")
+def module_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny store per test module, so a module's tests can share one server."""
+    root = tmp_path_factory.mktemp("store") / "model_store"
+    save_tiny_search(root)
     return root
 
 

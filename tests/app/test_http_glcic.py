@@ -12,25 +12,17 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import torch
 
 from app.engine.batch import SearchBatch
-from tests.app.conftest import center_hole, damaged, decode, encode, mask_png, scrape, serving
+from tests.app.conftest import center_hole, damaged, decode, encode, mask_png, save_tiny_search, scrape, serving
 from tests.app.glcic_store import save_tiny_glcic
-from tests.conftest import TINY
-from training.checkpoint import save_checkpoint
-from training.networks import Discriminator, Generator, recompute_batchnorm_stats
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`tiny` (a search model whose card predates kinds: no `kind` field) and `tiny-glcic` (one pass)."""
     root = tmp_path_factory.mktemp("store") / "model_store"
-    torch.manual_seed(0)
-    generator, discriminator = Generator(TINY), Discriminator(TINY)
-    recompute_batchnorm_stats(generator, samples=256, batch_size=64)
-    card = {"dataset": {"name": "none (test)"}, "training": {"steps": 0}}
-    folder = save_checkpoint(root, "tiny", "1", generator, discriminator.eval(), TINY, card)
+    folder = save_tiny_search(root)
     written = json.loads((folder / "model.json").read_text())
     del written["kind"]  # as a folder written before kinds were named
     (folder / "model.json").write_text(json.dumps(written))
