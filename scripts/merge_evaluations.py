@@ -21,7 +21,8 @@ from typing import Any
 from app.quality.evaluate import summarise
 from app.quality.report import format_table, read_records, write_tables
 
-PER_RUN = ("cells", "masks", "command", "search_seconds", "mean_search_iterations", "per_family")
+PER_FAMILY = ("command", "search_seconds", "mean_search_iterations", "seconds")
+PER_RUN = ("cells", "masks", *PER_FAMILY, "per_family")
 
 
 def merge(out: Path, folders: list[Path]) -> str:
@@ -37,7 +38,7 @@ def merge(out: Path, folders: list[Path]) -> str:
     per_family: dict[str, Any] = {}
     for document in documents:
         for kind in document["masks"]:
-            per_family[kind] = {key: document[key] for key in ("command", "search_seconds", "mean_search_iterations")}
+            per_family[kind] = {key: document[key] for key in PER_FAMILY}
     cells = summarise(records)
     write_tables(records, cells, out, {**shared, "masks": kinds, "per_family": per_family})
     for folder in folders:

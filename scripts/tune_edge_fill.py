@@ -23,12 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from app.engine import SearchRunner
 from app.engine.compose import blended_fill, compose
 from app.engine.depth import EdgeFill
 from app.engine.search import params_for
 from app.quality.baselines import BASELINES
-from app.quality.evaluate import make_cases, run_baselines, run_search
+from app.quality.evaluate import LONE, Contender, make_cases, run_baselines, run_model
 from app.quality.metrics import hole_psnr, hole_sharpness
 from app.quality.stats import mean_interval
 from app.store import ModelStore
@@ -64,17 +63,16 @@ def main() -> int:
     chosen = [i for i, name in enumerate(photos.names) if name in held_out][: args.n]
     images = photos.images[chosen].permute(0, 2, 3, 1).numpy()
     names = [photos.names[i] for i in chosen]
-    checkpoint = entry.load(torch.device("cpu"))
-    runner = SearchRunner(
-        checkpoint.generator, checkpoint.discriminator, torch.device("cpu"), args.precision, checkpoint.encoder
-    )
+    device = torch.device("cpu")
+    runner = entry.engine.runner(entry.load_served(device), device, args.precision)
     params = params_for(entry.has_encoder, seed=args.seed)
+    contender = Contender.alone(entry.kind, runner, params, entry.resolution)
     kinds = args.masks.split(",")
     cases = [case for kind in kinds for case in make_cases(images, names, kind, args.seed)]
     run_baselines(cases)
     with tqdm(total=len(cases), unit="search", desc=entry.key) as progress:
-        run_search(cases, runner, params, 32 * params.restarts, progress.update)
-    fills = [blended_fill(c.damaged, c.hole, c.generated) for c in cases]  # type: ignore[arg-type]
+        run_model(cases, contender, 32, progress.update)
+    fills = [blended_fill(c.damaged, c.hole, c.generated[LONE]) for c in cases]
 
     candidates: list[EdgeFill | None] = [None]
     for method, near, far in itertools.product(args.methods.split(","), args.near, args.far):

@@ -1,4 +1,4 @@
-"""`python -m app evaluate`: the search against classical inpainting on a model's held-out photos.
+"""`python -m app evaluate`: one or more models against classical inpainting on their held-out photos.
 
 `add_parser` registers the subcommand on `python -m app`'s subparsers and
 `run` executes it; the table goes to stdout, progress and errors to stderr.
@@ -17,13 +17,15 @@ import torch
 from tqdm import tqdm
 
 from app.engine import MASK_KINDS, PRECISIONS, EngineError, SearchParams, SearchRunner
+from app.engine.onepass import OnePassParams
 from app.engine.search import INITS, params_for
-from app.store import ModelStore, UnknownModelError
+from app.store import ModelEntry, ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
 from training.data import DataError, load_images
 
 if TYPE_CHECKING:
     from app.quality.curves import Start
+    from app.quality.evaluate import Contender
 
 # command-line flag -> SearchParams field; a flag left out keeps the engine's default
 SEARCH_FLAGS = ("iterations", "restarts", "prior_weight", "lr", "z_bound", "patience", "seed")
@@ -37,12 +39,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `evaluate` on `python -m app`'s subcommands."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="score the search against mean fill, OpenCV Telea and Navier-Stokes on held-out photos",
+        help="score models against mean fill, OpenCV Telea and Navier-Stokes on held-out photos",
         description="Each photo's hole is overwritten with noise before any method sees it. "
-        "Writes summary.csv/.json, per_image.csv, table.md, gaps.md (paired differences) "
-        "and grid_<masks>.png to --out.",
+        "Writes summary.csv/.json, per_image.csv, table.md, gaps.md (paired differences), "
+        "speed.md (each model's latency and throughput) and grid_<masks>.png to --out.",
     )
-    parser.add_argument("--model", default="faces", help="name or name:version (default faces, latest version)")
+    parser.add_argument(
+        "--model",
+        default="faces",
+        help="name or name:version (default faces, latest version); several, comma-separated, of any kind "
+        "(e.g. faces:2,faces-glcic) are scored side by side on the same photos, each named by its key",
+    )
     parser.add_argument(
         "--model-store",
         type=Path,
@@ -64,7 +71,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--masks", default=",".join(MASK_KINDS), help=f"comma-separated of {', '.join(MASK_KINDS)}")
     parser.add_argument("--n", type=int, default=300, help="photos per mask family, the first n of the split")
     parser.add_argument("--out", type=Path, required=True, help="folder for tables and grids")
-    parser.add_argument("--iterations", type=int, help="search iterations per restart (default: engine's)")
+    parser.add_argument(
+        "--speed-batch",
+        type=int,
+        default=32,
+        help="after scoring, time each model at batch 1 and at this batch (default 32; 0 skips speed.md)",
+    )
+    parser.add_argument(
+        "--iterations", type=int, help="search iterations per restart (default: engine's; search models only)"
+    )
     parser.add_argument("--restarts", type=int, help="restarts per photo (default: engine's)")
     parser.add_argument("--prior-weight", type=float, help="lambda of the prior loss (default: engine's)")
     parser.add_argument("--lr", type=float, help="Adam step on z (default: engine's)")
@@ -129,20 +144,20 @@ def _kinds(text: str) -> list[str]:
     return list(dict.fromkeys(kinds))
 
 
-def _select(names: list[str], card: dict[str, Any], all_images: bool, n: int) -> tuple[list[int], str]:
-    """Indices of the first n photos of the held-out split (or of all of them), and which split that is."""
-    held_out = card.get("dataset", {}).get("held_out") or []
+def _select(names: list[str], cards: list[dict[str, Any]], all_images: bool, n: int) -> tuple[list[int], str]:
+    """Indices of the first n photos held out by every model (or of all of them), and which split that is."""
+    held_outs = [set(card.get("dataset", {}).get("held_out") or []) for card in cards]
     if all_images:
         chosen, split = list(range(len(names))), "all"
-    elif not held_out:
-        raise EvaluateError("the model card lists no held-out photos: pass --all-images with photos it never saw")
+    elif not all(held_outs):
+        raise EvaluateError("a model card lists no held-out photos: pass --all-images with photos it never saw")
     else:
-        wanted = set(held_out)
+        wanted = set.intersection(*held_outs)
         chosen, split = [i for i, name in enumerate(names) if name in wanted], "held-out"
         if not chosen:
             raise EvaluateError(
-                "none of the model card's held-out photos are in --data: pass the training data set, "
-                "or --all-images with photos the model never saw"
+                "no photo in --data is held out by every model card: pass the training data set, "
+                "or --all-images with photos the models never saw"
             )
     return chosen[:n], split
 
@@ -195,6 +210,7 @@ def command(args: argparse.Namespace, data: Path) -> str:
     parts = ["python -m app evaluate", f"--model {args.model}", f"--data {data}", f"--masks {args.masks}"]
     parts += [f"--photo-size {args.photo_size}"] if args.photo_size else []
     parts += [f"--n {args.n}", f"--seed {args.seed}", f"--precision {args.precision}"]
+    parts += [f"--speed-batch {args.speed_batch}"] if args.speed_batch != 32 and not args.curves else []
     parts += ["--all-images"] if args.all_images else []
     parts += [f"--init {args.init}"] if args.init else []
     if args.curves:
@@ -206,66 +222,109 @@ def command(args: argparse.Namespace, data: Path) -> str:
     return " ".join([*parts, f"--out {args.out}"])
 
 
+def _entries(args: argparse.Namespace) -> list[ModelEntry]:
+    specs = list(dict.fromkeys(spec.strip() for spec in args.model.split(",") if spec.strip()))
+    if not specs:
+        raise EvaluateError("--model names no model: pass name, name:version, or several comma-separated")
+    entries = [ModelStore.discover(args.model_store, spec.partition(":")[0]).resolve(spec) for spec in specs]
+    if len({entry.key for entry in entries}) < len(entries):
+        raise EvaluateError(f"--model {args.model} names one version twice")
+    if args.photo_size is None and len({entry.resolution for entry in entries}) > 1:
+        raise EvaluateError("these models differ in resolution: pass --photo-size to score them at one photo size")
+    searches = [entry for entry in entries if not entry.one_pass]
+    tuned = [flag for flag in (*SEARCH_FLAGS[:-1], "init") if getattr(args, flag) is not None]
+    if tuned and not searches:
+        flags = ", ".join(f"--{flag.replace('_', '-')}" for flag in tuned)
+        raise EvaluateError(f"{flags} tune a search: {args.model} runs in one pass and takes none of them")
+    if args.curves and (len(entries) > 1 or entries[0].one_pass):
+        raise EvaluateError("--curves follows one search model's quality over its iterations: pass one search model")
+    return entries
+
+
+def _contender(entry: ModelEntry, args: argparse.Namespace, device: torch.device, alone: bool) -> Contender:
+    """The model's runner from its kind's engine, with the parameters the flags give a search."""
+    from app.quality.evaluate import Contender
+
+    runner = entry.engine.runner(entry.load_served(device), device, args.precision)
+    params: SearchParams | OnePassParams = OnePassParams()
+    if not entry.one_pass:
+        params = params_for(entry.has_encoder, args.init, **{flag: getattr(args, flag) for flag in SEARCH_FLAGS})
+    if alone:
+        return Contender.alone(entry.kind, runner, params, entry.resolution)
+    return Contender.among(entry.key, entry.kind, runner, params, entry.resolution)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, write the files, print the table; 2 on a request that cannot run."""
+    """Evaluate, write the files, print the tables; 2 on a request that cannot run."""
     # imported here: scipy.stats and scikit-image add ~1.7 s that `serve` and `complete` should not pay
     from app.quality.evaluate import evaluate
     from app.quality.report import write_outputs
+    from app.quality.speed import format_speed, measure_speed
 
     try:
         kinds = _kinds(args.masks)
-        if args.n < 1 or args.batch < 1 or args.grid_rows < 1:
-            raise EvaluateError("--n, --batch and --grid-rows must be at least 1")
-        entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
-        data = args.data or Path(str(entry.card.get("dataset", {}).get("source", "")))
-        if not str(data) or not data.exists():
-            raise EvaluateError(f"the data set {str(data)!r} is not here: pass --data (npz, folder or zip)")
+        if args.n < 1 or args.batch < 1 or args.grid_rows < 1 or args.speed_batch < 0:
+            raise EvaluateError("--n, --batch and --grid-rows must be at least 1, --speed-batch at least 0")
         if args.photo_size is not None and args.photo_size < 8:
             raise EvaluateError("--photo-size must be at least 8 pixels")
-        if args.curves and args.photo_size not in (None, entry.resolution):
+        entries = _entries(args)
+        first = entries[0]
+        data = args.data or Path(str(first.card.get("dataset", {}).get("source", "")))
+        if not str(data) or not data.exists():
+            raise EvaluateError(f"the data set {str(data)!r} is not here: pass --data (npz, folder or zip)")
+        if args.curves and args.photo_size not in (None, first.resolution):
             raise EvaluateError("--curves scores at the model's resolution: drop --photo-size")
-        photos = load_images(data, args.photo_size or entry.resolution)
-        chosen, split = _select(photos.names, entry.card, args.all_images, args.n)
-        overrides = {flag: getattr(args, flag) for flag in SEARCH_FLAGS}
-        params = params_for(entry.has_encoder, args.init, **overrides)
-        starts = _starts(args.starts, entry.has_encoder) if args.curves else []
+        photos = load_images(data, args.photo_size or first.resolution)
+        chosen, split = _select(photos.names, [entry.card for entry in entries], args.all_images, args.n)
+        starts = _starts(args.starts, first.has_encoder) if args.curves else []
         if args.threads is not None:
             if args.threads < 1:
                 raise EvaluateError("--threads must be at least 1")
             torch.set_num_threads(args.threads)
         device = torch.device(args.device)
-        checkpoint = entry.load(device)
-        runner = SearchRunner(
-            checkpoint.generator, checkpoint.discriminator, device, args.precision, checkpoint.encoder
-        )
+        contenders = [_contender(entry, args, device, alone=len(entries) == 1) for entry in entries]
     except (EvaluateError, UnknownModelError, CheckpointError, DataError, EngineError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
     images = photos.images[chosen].permute(0, 2, 3, 1).numpy()
     names = [photos.names[i] for i in chosen]
     if args.curves:
-        return _run_curves(args, entry.key, runner, images, names, kinds, params, starts, data, split)
-    with tqdm(total=len(kinds) * len(chosen), unit="search", desc=f"evaluating {entry.key}") as progress:
-        slots = args.batch * params.restarts
-        evaluation = evaluate(images, names, runner, kinds, params, args.seed, slots, progress.update)
+        runner, params = contenders[0].runner, contenders[0].params
+        assert isinstance(runner, SearchRunner) and isinstance(params, SearchParams)
+        return _run_curves(args, first.key, runner, images, names, kinds, params, starts, data, split)
+    label = ", ".join(entry.key for entry in entries)
+    with tqdm(total=len(kinds) * len(chosen) * len(entries), unit="image", desc=f"evaluating {label}") as progress:
+        evaluation = evaluate(images, names, contenders, kinds, args.seed, args.batch, progress.update)
+    searches = [c.params for c in contenders if isinstance(c.params, SearchParams)]
     settings = {
-        "model": entry.key,
+        "model": label,
+        "models": {
+            c.label: {"key": e.key, "kind": c.kind, "params": vars(c.params)}
+            for c, e in zip(contenders, entries, strict=True)
+        },
         "data": str(data),
         "split": split,
         "n": len(chosen),
-        "photo_size": args.photo_size or entry.resolution,
+        "photo_size": args.photo_size or first.resolution,
         "masks": kinds,
         "seed": args.seed,
         "device": str(device),
         "precision": args.precision,
-        "search": {k: v for k, v in vars(params).items()},
+        "search": vars(searches[0]) if searches else {},
         "command": command(args, data),
     }
     write_outputs(evaluation, args.out, settings, args.grid_rows)
-    sys.stdout.write(f"{entry.key} on {len(chosen)} {split} photos of {data}, seed {args.seed}, {params}\n")
+    printed = ["table.md", "gaps.md"]
+    if args.speed_batch:
+        every = [case for cases in evaluation.cases.values() for case in cases]
+        speeds = [measure_speed(contender, every, args.speed_batch) for contender in contenders]
+        (args.out / "speed.md").write_text(format_speed(speeds, torch.get_num_threads(), str(device)))
+        printed.append("speed.md")
+    parameters = "; ".join(f"{c.label}: {c.params}" for c in contenders)
+    sys.stdout.write(f"{label} on {len(chosen)} {split} photos of {data}, seed {args.seed}, {parameters}\n")
     # the tables as written, so what is printed is what is on disk, and the gaps are paired only once
-    sys.stdout.write((args.out / "table.md").read_text() + "\n" + (args.out / "gaps.md").read_text())
-    sys.stdout.write(f"search {evaluation.search_seconds:.0f} s; files in {args.out}\n")
+    sys.stdout.write("\n".join((args.out / name).read_text() for name in printed))
+    sys.stdout.write(f"models {evaluation.search_seconds:.0f} s; files in {args.out}\n")
     return 0
 
 

@@ -1,21 +1,26 @@
-"""Score the search and the classical baselines on the same damaged photos, per mask family.
+"""Score one or more models and the classical baselines on the same damaged photos, per mask family.
 
 For each family and each image: draw a hole (seeded by seed, family, image),
-destroy its pixels, then let every method fill the same damaged photo at the
-model's resolution and score what it returns against the original.
+destroy its pixels, then let every method fill the same damaged photo through
+the service's path (prepare at the model's resolution, run, finish at the
+photo's size) and score what it returns against the original. Every model kind
+runs through its runner's steppable batch, so a search and a one-pass network
+are scored on exactly the same cases.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from app.engine import MASK_KINDS, SearchJob, SearchParams, SearchRunner, finish, make_mask, prepare
+from app.engine import MASK_KINDS, SearchParams, finish, make_mask, prepare
 from app.engine.depth import EDGE_FILL, EdgeFill
+from app.engine.kinds import Runner, make_job
+from app.engine.onepass import OnePassParams
 from app.quality.baselines import BASELINES
 from app.quality.damage import destroy
 from app.quality.metrics import hole_psnr, hole_sharpness, masked_l1, seam_gradient_error, ssim
@@ -23,7 +28,8 @@ from app.quality.stats import Interval, mean_interval
 
 # method name -> (compose.finish blend, with the edge fill); "ours" is what the service answers
 SEARCH_METHODS = {"ours-no-blend": ("none", False), "ours-no-edge": ("poisson", False), "ours": ("poisson", True)}
-METHODS = (*BASELINES, *SEARCH_METHODS)
+METHODS = (*BASELINES, *SEARCH_METHODS)  # the methods of a one-model evaluation
+LONE = "ours"  # the label of the model in a one-model evaluation
 Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 METRICS: dict[str, Metric] = {
     "psnr": hole_psnr,
@@ -46,8 +52,35 @@ class Case:
     hole: np.ndarray  # (S, S) bool
     damaged: np.ndarray  # truth with noise in the hole: all any method sees
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
-    iterations: int = 0  # of the search's best restart
-    generated: torch.Tensor | None = None  # the search's (C, R, R) answer, to finish again with other settings
+    iterations: dict[str, int] = field(default_factory=dict)  # per model label: of the search's best restart
+    generated: dict[str, torch.Tensor] = field(default_factory=dict)  # per model label: its (C, R, R) answer
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One model in an evaluation: its runner, its job parameters, and the methods its answer is finished into.
+
+    Alone, a model is `ours` and yields the three finishes of SEARCH_METHODS (the
+    ablations of blend and edge fill); beside others each is named by its key and
+    yields only what the service answers.
+    """
+
+    label: str
+    kind: str
+    runner: Runner
+    params: SearchParams | OnePassParams
+    resolution: int
+    finishes: Mapping[str, tuple[str, bool]]
+
+    @classmethod
+    def alone(cls, kind: str, runner: Runner, params: SearchParams | OnePassParams, resolution: int) -> Contender:
+        return cls(LONE, kind, runner, params, resolution, SEARCH_METHODS)
+
+    @classmethod
+    def among(
+        cls, key: str, kind: str, runner: Runner, params: SearchParams | OnePassParams, resolution: int
+    ) -> Contender:
+        return cls(key, kind, runner, params, resolution, {key: SEARCH_METHODS["ours"]})
 
 
 @dataclass
@@ -57,7 +90,12 @@ class Evaluation:
     cases: dict[str, list[Case]]
     records: list[dict[str, float | int | str]]
     cells: dict[tuple[str, str, str], Interval]
-    search_seconds: float
+    methods: list[str]  # baselines first, then each model's finishes, in table order
+    seconds: dict[str, float]  # per model label: wall time of its runs over every case
+
+    @property
+    def search_seconds(self) -> float:
+        return sum(self.seconds.values())
 
 
 def case_rng(seed: int, kind: str, index: int) -> np.random.Generator:
@@ -81,40 +119,40 @@ def run_baselines(cases: Sequence[Case]) -> None:
             case.outputs[method] = fill(case.damaged, case.hole)
 
 
-def run_search(
+def run_model(
     cases: Sequence[Case],
-    runner: SearchRunner,
-    params: SearchParams,
-    slots: int,
+    contender: Contender,
+    photos: int,
     progress: Callable[[int], None] | None = None,
     edge: EdgeFill = EDGE_FILL,
 ) -> None:
-    """Search every case, keeping about `slots` restarts in one table (a finished search frees room at once)."""
-    resolution = runner.generator.config.resolution
-    batch = runner.batch()
+    """Run every case, about `photos` at a time in one table (a finished job frees its room at once)."""
+    restarts = contender.params.restarts
+    slots = photos * restarts
+    batch = contender.runner.batch()
     pending = list(reversed(cases))
     owner: dict[int, Case] = {}
     while pending or batch.live_slots:
-        while pending and (batch.live_slots == 0 or batch.live_slots + params.restarts <= slots):
+        while pending and (batch.live_slots == 0 or batch.live_slots + restarts <= slots):
             case = pending.pop()
-            prepared = prepare(case.damaged, case.hole, resolution)
-            owner[batch.add(SearchJob(prepared.target, prepared.hole, params))] = case
+            prepared = prepare(case.damaged, case.hole, contender.resolution)
+            owner[batch.add(make_job(prepared.target, prepared.hole, contender.params))] = case
         for key in batch.step():
             case, result = owner.pop(key), batch.pop(key)
-            case.iterations = result.iterations
-            case.generated = result.generated
-            for method, (blend, with_edge) in SEARCH_METHODS.items():
+            case.iterations[contender.label] = result.iterations
+            case.generated[contender.label] = result.generated
+            for method, (blend, with_edge) in contender.finishes.items():
                 edge_fill = edge if with_edge else None
                 case.outputs[method] = finish(case.damaged, case.hole, result.generated, blend=blend, edge=edge_fill)
             if progress is not None:
                 progress(1)
 
 
-def score(cases: Sequence[Case]) -> list[dict[str, float | int | str]]:
+def score(cases: Sequence[Case], methods: Sequence[str]) -> list[dict[str, float | int | str]]:
     """One record per (case, method) with every metric."""
     records: list[dict[str, float | int | str]] = []
     for case in cases:
-        for method in METHODS:
+        for method in methods:
             record: dict[str, float | int | str] = {
                 "kind": case.kind,
                 "index": case.index,
@@ -142,20 +180,22 @@ def summarise(records: Sequence[dict[str, float | int | str]]) -> dict[tuple[str
 def evaluate(
     images: np.ndarray,
     names: Sequence[str],
-    runner: SearchRunner,
+    contenders: Sequence[Contender],
     kinds: Sequence[str],
-    params: SearchParams,
     seed: int,
-    slots: int,
+    photos: int,
     progress: Callable[[int], None] | None = None,
     edge: EdgeFill = EDGE_FILL,
 ) -> Evaluation:
-    """Every method on every (family, image); the search batched across all families at once."""
+    """Every method on every (family, image); each model batched across all families at once."""
     cases = {kind: make_cases(images, names, kind, seed) for kind in kinds}
     every = [case for kind in kinds for case in cases[kind]]
     run_baselines(every)
-    start = time.perf_counter()
-    run_search(every, runner, params, slots, progress, edge)
-    seconds = time.perf_counter() - start
-    records = score(every)
-    return Evaluation(cases=cases, records=records, cells=summarise(records), search_seconds=seconds)
+    seconds = {}
+    for contender in contenders:
+        start = time.perf_counter()
+        run_model(every, contender, photos, progress, edge)
+        seconds[contender.label] = time.perf_counter() - start
+    methods = [*BASELINES, *(method for contender in contenders for method in contender.finishes)]
+    records = score(every, methods)
+    return Evaluation(cases=cases, records=records, cells=summarise(records), methods=methods, seconds=seconds)

@@ -1,4 +1,4 @@
-"""Paired differences between methods on the same damaged photos: is the search ahead, behind, or tied?
+"""Paired differences between methods on the same damaged photos: is a model ahead, behind, or tied?
 
 Per-method intervals overlap even when one method beats another on nearly every
 photo; differencing each photo's scores first removes the photo-to-photo spread,
@@ -81,5 +81,71 @@ def format_gaps(gaps: Sequence[FamilyGaps]) -> str:
         lines.append(
             f"| {gap.kind} | {gap.best_classical} | {cell(gap.psnr_vs_best, 2)} | {gap.psnr_ahead_share:.0%} "
             f"| {cell(gap.ssim_vs_telea, 3)} | {cell(gap.blend_gain, 2)} | {cell(gap.edge_gain, 2)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ModelGaps:
+    """One model on one family, beside other models: its paired lead over the best classical and the first model."""
+
+    kind: str
+    model: str
+    best_classical: str
+    psnr_vs_best: Interval  # model - best classical, hole PSNR dB
+    ssim_vs_telea: Interval  # model - telea, whole-image SSIM
+    psnr_vs_first: Interval | None  # model - the first model, hole PSNR dB (None for the first itself)
+    psnr_ahead_share: float  # share of photos where the model beats the best classical
+
+
+def model_gaps(records: Sequence[Record], models: Sequence[str]) -> list[ModelGaps]:
+    """Every (family, model) of an evaluation of several models, families in the order the records came."""
+    scores: dict[str, dict[int, dict[str, Record]]] = {}
+    for record in records:
+        photos = scores.setdefault(str(record["kind"]), {})
+        photos.setdefault(int(record["index"]), {})[str(record["method"])] = record
+    gaps = []
+    for kind, photos in scores.items():
+        rows = list(photos.values())
+
+        def paired(a: str, b: str, metric: str, rows: list[dict[str, Record]] = rows) -> Interval:
+            return mean_interval([float(row[a][metric]) - float(row[b][metric]) for row in rows])
+
+        best = max(BASELINES, key=lambda method: sum(float(row[method]["psnr"]) for row in rows))
+        for model in models:
+            ahead = sum(float(r[model]["psnr"]) > float(r[best]["psnr"]) for r in rows) / len(rows)
+            versus_first = paired(model, models[0], "psnr") if model != models[0] else None
+            gaps.append(
+                ModelGaps(
+                    kind,
+                    model,
+                    best,
+                    paired(model, best, "psnr"),
+                    paired(model, "telea", "ssim"),
+                    versus_first,
+                    ahead,
+                )
+            )
+    return gaps
+
+
+def format_model_gaps(gaps: Sequence[ModelGaps]) -> str:
+    """Markdown table: a row per (family, model), each paired mean with its 95 % interval and verdict."""
+
+    def cell(gap: Interval | None, digits: int) -> str:
+        if gap is None:
+            return "(reference)"
+        return f"{gap.mean:+.{digits}f} [{gap.low:+.{digits}f}, {gap.high:+.{digits}f}] {verdict(gap)}"
+
+    first = gaps[0].model if gaps else ""
+    lines = [
+        "| masks | model | best classical | model - best classical, hole PSNR dB | photos ahead "
+        f"| model - telea, SSIM | model - {first}, hole PSNR dB |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for gap in gaps:
+        lines.append(
+            f"| {gap.kind} | {gap.model} | {gap.best_classical} | {cell(gap.psnr_vs_best, 2)} "
+            f"| {gap.psnr_ahead_share:.0%} | {cell(gap.ssim_vs_telea, 3)} | {cell(gap.psnr_vs_first, 2)} |"
         )
     return "\n".join(lines) + "\n"

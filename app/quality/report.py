@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.quality.evaluate import METHODS, METRICS, Evaluation
-from app.quality.gaps import Record, family_gaps, format_gaps
-from app.quality.grid import comparison_grid
+from app.quality.baselines import BASELINES
+from app.quality.evaluate import LONE, METRICS, Evaluation
+from app.quality.gaps import Record, family_gaps, format_gaps, format_model_gaps, model_gaps
+from app.quality.grid import comparison_grid, grid_columns
 from app.quality.stats import Interval
 
 Cells = Mapping[tuple[str, str, str], Interval]
@@ -25,8 +26,9 @@ def format_table(cells: Cells) -> str:
         "| masks | method | n | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",
         "|---|---|---:|" + "---:|" * len(METRICS),
     ]
+    methods = list(dict.fromkeys(method for _, method, _ in cells))
     for kind in dict.fromkeys(kind for kind, _, _ in cells):
-        for method in METHODS:
+        for method in methods:
             row = {metric: cells[(kind, method, metric)] for metric in METRICS}
             figures = [f"{c.mean:.{DIGITS[m]}f} ± {c.half_width:.{DIGITS[m]}f}" for m, c in row.items()]
             lines.append(f"| {kind} | {method} | {row['psnr'].n} | " + " | ".join(figures) + " |")
@@ -38,6 +40,14 @@ def summary_rows(cells: Cells) -> list[dict[str, Any]]:
         {"kind": kind, "method": method, "metric": metric, **interval.to_dict()}
         for (kind, method, metric), interval in cells.items()
     ]
+
+
+def format_any_gaps(records: Sequence[Record]) -> str:
+    """One model's gaps (with its blend and edge-fill ablations), or several models' side by side."""
+    methods = list(dict.fromkeys(str(record["method"]) for record in records))
+    if LONE in methods:
+        return format_gaps(family_gaps(records))
+    return format_model_gaps(model_gaps(records, [m for m in methods if m not in BASELINES]))
 
 
 def write_tables(records: Sequence[Record], cells: Cells, out: Path, document: dict[str, Any]) -> list[Path]:
@@ -54,7 +64,7 @@ def write_tables(records: Sequence[Record], cells: Cells, out: Path, document: d
         writer.writerows(records)
     (out / "summary.json").write_text(json.dumps({**document, "cells": rows}, indent=2) + "\n")
     (out / "table.md").write_text(format_table(cells))
-    (out / "gaps.md").write_text(format_gaps(family_gaps(records)))
+    (out / "gaps.md").write_text(format_any_gaps(records))
     return [out / name for name in ("summary.csv", "per_image.csv", "summary.json", "table.md", "gaps.md")]
 
 
@@ -67,15 +77,18 @@ def read_records(folder: Path) -> list[Record]:
 
 def write_outputs(evaluation: Evaluation, out: Path, settings: dict[str, Any], grid_rows: int = 8) -> list[Path]:
     """The tables of `write_tables` and a grid_<family>.png per family; returns every file written."""
-    iterations = [case.iterations for cases in evaluation.cases.values() for case in cases]
+    every = [case for cases in evaluation.cases.values() for case in cases]
+    first = next(iter(evaluation.seconds))
     document = {
         **settings,
         "search_seconds": round(evaluation.search_seconds, 2),
-        "mean_search_iterations": sum(iterations) / len(iterations),
+        "mean_search_iterations": sum(case.iterations[first] for case in every) / len(every),
+        "seconds": {label: round(seconds, 2) for label, seconds in evaluation.seconds.items()},
     }
     written = write_tables(evaluation.records, evaluation.cells, out, document)
+    columns = grid_columns(evaluation.methods)
     for kind, cases in evaluation.cases.items():
         path = out / f"grid_{kind}.png"
-        comparison_grid(cases[:grid_rows]).save(path)
+        comparison_grid(cases[:grid_rows], columns).save(path)
         written.append(path)
     return written

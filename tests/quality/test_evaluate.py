@@ -21,6 +21,7 @@ from app.quality.cli import add_parser
 from app.quality.evaluate import METHODS, METRICS, make_cases
 from app.quality.grid import COLUMNS, HEADER
 from app.store import ModelStore
+from tests.app.glcic_store import save_tiny_glcic
 from tests.conftest import REPO
 from training.data import load_images
 
@@ -52,7 +53,8 @@ def store_and_data(make_tiny_store: Callable[..., Path], faces: np.ndarray, tmp_
 
 def run(store: Path, data: Path, out: Path, *extra: str) -> int:
     common = ["--model", "tiny", "--model-store", str(store), "--data", str(data), "--out", str(out)]
-    return evaluate_cli([*common, "--iterations", "4", "--restarts", "1", "--batch", "3", "--seed", "7", *extra])
+    budget = ["--iterations", "4", "--restarts", "1", "--batch", "3", "--seed", "7", "--speed-batch", "0"]
+    return evaluate_cli([*common, *budget, *extra])
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -198,7 +200,7 @@ def test_families_run_apart_merge_into_one_folder(store_and_data: tuple[Path, Pa
         text=True,
         env=env,
     )
-    assert refused.returncode != 0 and "other seed" in refused.stderr
+    assert refused.returncode != 0 and "seed" in refused.stderr and "only merge runs of one setting" in refused.stderr
 
 
 def test_photos_at_their_own_size_through_the_service_path(store_and_data: tuple[Path, Path], tmp_path: Path) -> None:
@@ -222,3 +224,68 @@ def test_photos_at_their_own_size_through_the_service_path(store_and_data: tuple
     top, left = HEADER + GAP, GAP + 5 * (96 + GAP)
     np.testing.assert_array_equal(grid[top : top + 96, left : left + 96][~case.hole], case.truth[~case.hole])
     assert "edge fill's gain" in (out / "gaps.md").read_text()
+
+
+def test_a_search_and_a_one_pass_model_side_by_side(
+    store_and_data: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both kinds on the same held-out photos and holes: one table, paired gaps per model, speed, a grid column each."""
+    store, data = store_and_data
+    folder = save_tiny_glcic(store, "tiny-glcic")
+    card = json.loads((folder / "model.json").read_text())
+    card["dataset"]["held_out"] = [f"face{i}.jpg" for i in range(1, 4)]  # face4 is held out by tiny only
+    (folder / "model.json").write_text(json.dumps(card))
+    out = tmp_path / "both"
+    common = ["--model-store", str(store), "--data", str(data), "--iterations", "4", "--restarts", "1", "--seed", "7"]
+    argv = ["--model", "tiny,tiny-glcic", "--masks", "center,blocks", "--speed-batch", "4", "--out", str(out)]
+    assert evaluate_cli([*common, *argv]) == 0
+    printed = capsys.readouterr().out
+
+    models = ["tiny:1", "tiny-glcic:1"]
+    per_image = read_csv(out / "per_image.csv")
+    assert {row["method"] for row in per_image} == {"mean", "telea", "ns", *models}
+    assert {row["name"] for row in per_image} == {f"face{i}.jpg" for i in range(1, 4)}  # held out by both
+    assert len(per_image) == 2 * 3 * 5
+    document = json.loads((out / "summary.json").read_text())
+    assert document["models"]["tiny-glcic:1"]["kind"] == "glcic" and document["models"]["tiny:1"]["kind"] == "search"
+    assert document["search"]["iterations"] == 4 and set(document["seconds"]) == set(models)
+
+    gaps = (out / "gaps.md").read_text()
+    rows = [line.split(" | ") for line in gaps.splitlines()[2:]]
+    assert [(row[0], row[1]) for row in rows] == [(f"| {k}", m) for k in ("center", "blocks") for m in models]
+    assert all(row[-1] == "(reference) |" for row in rows if row[1] == "tiny:1")
+    assert all(row[-1].endswith(("win |", "tie |", "loss |")) for row in rows if row[1] == "tiny-glcic:1")
+
+    speed = (out / "speed.md").read_text()
+    assert gaps in printed and speed in printed
+    lines = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in speed.splitlines() if line[:3] == "| t"}
+    assert lines["tiny:1"][1:3] == ["search", "4"] and lines["tiny-glcic:1"][1:3] == ["glcic", "one pass"]
+    assert all(float(lines[m][3]) > 0 and float(lines[m][4]) > 0 for m in models)
+
+    images = load_images(data, 32).images.permute(0, 2, 3, 1).numpy()[1:4]
+    cases = make_cases(images, [f"face{i}.jpg" for i in range(1, 4)], "blocks", seed=7)
+    grid = np.asarray(Image.open(out / "grid_blocks.png").convert("RGB"))
+    side = 32 * SCALE
+    assert grid.shape[1] == 6 * (side + GAP) + GAP  # original, damaged, telea, ns, then each model
+    for row, case in enumerate(cases):
+        top, left = HEADER + GAP + row * (side + GAP), GAP + 5 * (side + GAP)
+        tile = grid[top : top + side : SCALE, left : left + side : SCALE]
+        np.testing.assert_array_equal(tile[~case.hole], case.truth[~case.hole])
+        assert not np.array_equal(tile[case.hole], case.damaged[case.hole])
+
+
+def test_model_lists_that_cannot_run(
+    store_and_data: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, data = store_and_data
+    save_tiny_glcic(store, "tiny-glcic")
+    common = ["--model-store", str(store), "--data", str(data), "--out", str(tmp_path / "x"), "--all-images"]
+    refusals = {
+        ("--model", "tiny-glcic", "--iterations", "3"): "--iterations tune a search",
+        ("--model", "tiny,tiny-glcic", "--curves", "0,2"): "pass one search model",
+        ("--model", "tiny,tiny:1"): "names one version twice",
+        ("--model", "tiny,cats"): "cats",
+    }
+    for argv, message in refusals.items():
+        assert evaluate_cli([*common, *argv]) == 2
+        assert message in capsys.readouterr().err

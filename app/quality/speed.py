@@ -1,0 +1,84 @@
+"""Each evaluated model's cost per image: latency alone (batch 1) and throughput in a full table (batch 32).
+
+Measured on the evaluation's own damaged photos with the same parameters, runner
+and precision, so a speed-up is read beside the quality it buys. A batch-1 figure
+is the median of several runs after a warm-up run; the batch figure is one run
+after its warm-up. These are measurements on whatever machine runs them, written
+to a table, never asserted.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from app.engine import prepare
+from app.engine.kinds import make_job
+from app.quality.evaluate import Case, Contender
+
+
+@dataclass(frozen=True)
+class Speed:
+    """One model's cost: seconds per image alone, images per second in a batch."""
+
+    label: str
+    kind: str
+    latency: float  # seconds for one image at batch 1 (median)
+    throughput: float  # images per second at `batch`
+    batch: int
+    iterations: float  # mean network steps per job at batch 1 (0 for one pass)
+
+
+def _timed(contender: Contender, cases: Sequence[Case]) -> tuple[float, float]:
+    """Seconds to run `cases` in one runner call, and the mean iterations of their results."""
+    jobs = []
+    for case in cases:
+        prepared = prepare(case.damaged, case.hole, contender.resolution)
+        jobs.append(make_job(prepared.target, prepared.hole, contender.params))
+    device = contender.runner.device
+    start = time.perf_counter()
+    results = contender.runner.run(jobs)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, sum(result.iterations for result in results) / len(results)
+
+
+def measure_speed(contender: Contender, cases: Sequence[Case], batch: int = 32, repeats: int = 3) -> Speed:
+    """Batch 1 on `repeats` photos (median), then `batch` photos at once; each after one untimed run."""
+    _timed(contender, cases[:1])
+    alone = [_timed(contender, [case]) for case in cases[:repeats]]
+    many = [cases[i % len(cases)] for i in range(batch)]
+    _timed(contender, many[: min(batch, 4)])
+    seconds, _ = _timed(contender, many)
+    return Speed(
+        contender.label,
+        contender.kind,
+        latency=statistics.median(s for s, _ in alone),
+        throughput=batch / seconds,
+        batch=batch,
+        iterations=statistics.mean(i for _, i in alone),
+    )
+
+
+def format_speed(speeds: Sequence[Speed], threads: int, device: str) -> str:
+    """Markdown table; the speed-up is against the slowest model at batch 1 (the search, beside a one-pass)."""
+    slowest = max(speeds, key=lambda speed: speed.latency)
+    batch = speeds[0].batch if speeds else 32
+    lines = [
+        f"Measured on {device}, {threads} torch thread(s).",
+        "",
+        f"| model | kind | search iterations per image | ms per image, batch 1 | images/s, batch {batch} "
+        f"| faster than {slowest.label} at batch 1 |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for speed in speeds:
+        lines.append(
+            f"| {speed.label} | {speed.kind} | {f'{speed.iterations:.0f}' if speed.iterations else 'one pass'} "
+            f"| {speed.latency * 1000:.1f} "
+            f"| {speed.throughput:.1f} | {slowest.latency / speed.latency:.0f}x |"
+        )
+    return "\n".join(lines) + "\n"
