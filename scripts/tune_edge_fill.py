@@ -48,6 +48,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--near", type=_floats, default=[0.0])
     parser.add_argument("--far", type=_floats, default=[1.0, 2.0, 3.0, 4.0])
+    parser.add_argument("--full-at", type=_floats, default=[2.0], help="photo px per model px of full strength")
     parser.add_argument("--methods", default="telea,ns")
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--threads", type=int)
@@ -75,9 +76,9 @@ def main() -> int:
     fills = [blended_fill(c.damaged, c.hole, c.generated[LONE]) for c in cases]
 
     candidates: list[EdgeFill | None] = [None]
-    for method, near, far in itertools.product(args.methods.split(","), args.near, args.far):
+    for method, near, far, full_at in itertools.product(args.methods.split(","), args.near, args.far, args.full_at):
         if near < far:
-            candidates.append(EdgeFill(method, near, far))
+            candidates.append(EdgeFill(method, near, far, full_at))
     rows = []
     for edge in tqdm(candidates, desc="candidates"):
         for kind in kinds:
@@ -91,7 +92,7 @@ def main() -> int:
                 gap.append(psnr[-1] - best)
                 sharp.append(hole_sharpness(out, case.truth, case.hole))
             interval = mean_interval(gap)
-            label = "none" if edge is None else f"{edge.method} {edge.near:g}-{edge.far:g}"
+            label = "none" if edge is None else f"{edge.method} {edge.near:g}-{edge.far:g}, full at {edge.full_at:g}"
             rows.append(
                 {
                     "edge": label,

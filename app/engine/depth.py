@@ -28,12 +28,15 @@ class EdgeFill:
     method: str = "telea"
     near: float = 0.0  # model pixels from the edge that are all classical
     far: float = 2.0  # model pixels from the edge from which on it is all generator
+    full_at: float = 2.0  # photo pixels per model pixel from which it is at full strength (none at 1)
 
     def __post_init__(self) -> None:
         if self.method not in INPAINTS:
             raise ParamsError(f"edge fill must be one of {', '.join(INPAINTS)}, got {self.method!r}")
         if not 0 <= self.near < self.far:
             raise ParamsError(f"edge fill needs 0 <= near < far, got near={self.near} far={self.far}")
+        if not self.full_at > 1:
+            raise ParamsError(f"edge fill needs full_at > 1 photo pixel per model pixel, got {self.full_at}")
 
 
 def model_pixel(shape: tuple[int, int], resolution: int) -> float:
@@ -47,8 +50,8 @@ def generator_weight(hole: np.ndarray, pixel: float, edge: EdgeFill) -> np.ndarr
 
     `pixel` is one model pixel's side in photo pixels (`model_pixel`). A photo no finer than
     the model (`pixel` <= 1) gets the generator's fill everywhere: at 64x64 the edge fill
-    cost 0.03 to 1.06 dB of hole PSNR (docs/evaluation/edge-fill-64); it comes in fully from
-    2 photo pixels per model pixel on.
+    cost 0.03 to 1.06 dB of hole PSNR (docs/evaluation/edge-fill-64); it comes in linearly and
+    is at full strength from `edge.full_at` photo pixels per model pixel on.
     """
     # photo pixels to the nearest known one; float32 and in place: a 25-megapixel upload makes these arrays large
     weight = np.asarray(cv2.distanceTransform(hole.view(np.uint8), cv2.DIST_L2, 5), dtype=np.float32)
@@ -56,7 +59,7 @@ def generator_weight(hole: np.ndarray, pixel: float, edge: EdgeFill) -> np.ndarr
     weight *= 1.0 / ((edge.far - edge.near) * pixel)
     np.clip(weight, 0.0, 1.0, out=weight)
     weight *= weight * (3.0 - 2.0 * weight)  # smoothstep; 0 outside the hole, where the distance is 0
-    strength = min(1.0, max(0.0, pixel - 1.0))
+    strength = min(1.0, max(0.0, (pixel - 1.0) / (edge.full_at - 1.0)))
     if strength < 1.0:  # no finer detail to borrow than the model's own: all generator at its resolution
         weight = np.where(hole, 1.0 - strength * (1.0 - weight), 0.0).astype(np.float32)
     return weight
@@ -73,4 +76,4 @@ def edge_fill(name: str) -> EdgeFill | None:
         return None
     if name not in INPAINTS:
         raise ParamsError(f"edge must be one of {', '.join(EDGE_NAMES)}, got {name!r}")
-    return EdgeFill(name, EDGE_FILL.near, EDGE_FILL.far)
+    return EdgeFill(name, EDGE_FILL.near, EDGE_FILL.far, EDGE_FILL.full_at)

@@ -106,3 +106,15 @@ def test_no_edge_fill_at_the_model_resolution() -> None:
     weight = generator_weight(hole, 1.5, EDGE)  # half way: the classical share is halved
     full = generator_weight(hole, 2.0, EDGE)
     assert np.all(weight[hole] >= 0.5) and np.all(weight[~hole] == 0) and full[hole].min() < 0.5
+
+
+def test_full_strength_from_full_at() -> None:
+    """The classical share fades in linearly from 1 photo pixel per model pixel and is whole from `full_at` on."""
+    hole = centre_hole(64, 64)
+    early = EdgeFill("telea", 0.5, 2.0, full_at=1.5)
+    assert generator_weight(hole, 1.5, early)[hole].min() < 0.1  # whole: the edge ring is nearly all classical
+    assert generator_weight(hole, 1.5, EdgeFill("telea", 0.5, 2.0))[hole].min() >= 0.5  # default: half way
+    assert generator_weight(hole, 1.25, early)[hole].min() >= 0.5  # half way to 1.5: half strength
+    assert np.all(generator_weight(hole, 1.0, early)[hole] == 1.0)
+    with pytest.raises(ParamsError):
+        EdgeFill("telea", 0.5, 2.0, full_at=1.0)
