@@ -38,32 +38,46 @@ def verdict(gap: Interval) -> str:
     return "tie"
 
 
-def family_gaps(records: Sequence[Record]) -> list[FamilyGaps]:
+class Photos:
+    """One family's photos, each a map from method to its record: what every paired difference reads."""
+
+    def __init__(self, rows: list[dict[str, Record]]) -> None:
+        self.rows = rows
+        self.best_classical = max(BASELINES, key=lambda method: sum(float(row[method]["psnr"]) for row in rows))
+
+    def paired(self, a: str, b: str, metric: str) -> Interval:
+        """Mean and 95 % interval of a - b over the photos."""
+        return mean_interval([float(row[a][metric]) - float(row[b][metric]) for row in self.rows])
+
+    def ahead(self, method: str) -> float:
+        """Share of photos where `method` has the higher hole PSNR than the best classical method."""
+        best = self.best_classical
+        return sum(float(row[method]["psnr"]) > float(row[best]["psnr"]) for row in self.rows) / len(self.rows)
+
+
+def by_family(records: Sequence[Record]) -> dict[str, Photos]:
     """Pair every (family, photo) across methods; families in the order the records came."""
     scores: dict[str, dict[int, dict[str, Record]]] = {}
     for record in records:
         photos = scores.setdefault(str(record["kind"]), {})
         photos.setdefault(int(record["index"]), {})[str(record["method"])] = record
-    gaps = []
-    for kind, photos in scores.items():
-        rows = list(photos.values())
+    return {kind: Photos(list(photos.values())) for kind, photos in scores.items()}
 
-        def paired(a: str, b: str, metric: str, rows: list[dict[str, Record]] = rows) -> Interval:
-            return mean_interval([float(row[a][metric]) - float(row[b][metric]) for row in rows])
 
-        best = max(BASELINES, key=lambda method: sum(float(row[method]["psnr"]) for row in rows))
-        gaps.append(
-            FamilyGaps(
-                kind=kind,
-                best_classical=best,
-                psnr_vs_best=paired("ours", best, "psnr"),
-                ssim_vs_telea=paired("ours", "telea", "ssim"),
-                blend_gain=paired("ours-no-edge", "ours-no-blend", "psnr"),
-                edge_gain=paired("ours", "ours-no-edge", "psnr"),
-                psnr_ahead_share=sum(float(r["ours"]["psnr"]) > float(r[best]["psnr"]) for r in rows) / len(rows),
-            )
+def family_gaps(records: Sequence[Record]) -> list[FamilyGaps]:
+    """One model's gaps per family (methods `ours`, `ours-no-edge`, `ours-no-blend` and the baselines)."""
+    return [
+        FamilyGaps(
+            kind=kind,
+            best_classical=photos.best_classical,
+            psnr_vs_best=photos.paired("ours", photos.best_classical, "psnr"),
+            ssim_vs_telea=photos.paired("ours", "telea", "ssim"),
+            blend_gain=photos.paired("ours-no-edge", "ours-no-blend", "psnr"),
+            edge_gain=photos.paired("ours", "ours-no-edge", "psnr"),
+            psnr_ahead_share=photos.ahead("ours"),
         )
-    return gaps
+        for kind, photos in by_family(records).items()
+    ]
 
 
 def format_gaps(gaps: Sequence[FamilyGaps]) -> str:
@@ -100,33 +114,19 @@ class ModelGaps:
 
 def model_gaps(records: Sequence[Record], models: Sequence[str]) -> list[ModelGaps]:
     """Every (family, model) of an evaluation of several models, families in the order the records came."""
-    scores: dict[str, dict[int, dict[str, Record]]] = {}
-    for record in records:
-        photos = scores.setdefault(str(record["kind"]), {})
-        photos.setdefault(int(record["index"]), {})[str(record["method"])] = record
-    gaps = []
-    for kind, photos in scores.items():
-        rows = list(photos.values())
-
-        def paired(a: str, b: str, metric: str, rows: list[dict[str, Record]] = rows) -> Interval:
-            return mean_interval([float(row[a][metric]) - float(row[b][metric]) for row in rows])
-
-        best = max(BASELINES, key=lambda method: sum(float(row[method]["psnr"]) for row in rows))
-        for model in models:
-            ahead = sum(float(r[model]["psnr"]) > float(r[best]["psnr"]) for r in rows) / len(rows)
-            versus_first = paired(model, models[0], "psnr") if model != models[0] else None
-            gaps.append(
-                ModelGaps(
-                    kind,
-                    model,
-                    best,
-                    paired(model, best, "psnr"),
-                    paired(model, "telea", "ssim"),
-                    versus_first,
-                    ahead,
-                )
-            )
-    return gaps
+    return [
+        ModelGaps(
+            kind=kind,
+            model=model,
+            best_classical=photos.best_classical,
+            psnr_vs_best=photos.paired(model, photos.best_classical, "psnr"),
+            ssim_vs_telea=photos.paired(model, "telea", "ssim"),
+            psnr_vs_first=photos.paired(model, models[0], "psnr") if model != models[0] else None,
+            psnr_ahead_share=photos.ahead(model),
+        )
+        for kind, photos in by_family(records).items()
+        for model in models
+    ]
 
 
 def format_model_gaps(gaps: Sequence[ModelGaps]) -> str:
