@@ -12,7 +12,7 @@ same rule holds for a 64x64 upload and a 4000x4000 scan.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -77,4 +77,4 @@ def edge_fill(name: str) -> EdgeFill | None:
         return None
     if name not in INPAINTS:
         raise ParamsError(f"edge must be one of {', '.join(EDGE_NAMES)}, got {name!r}")
-    return EdgeFill(name, EDGE_FILL.near, EDGE_FILL.far, EDGE_FILL.full_at)
+    return replace(EDGE_FILL, method=name)

@@ -19,7 +19,7 @@ import torch
 
 from app.engine import MASK_KINDS, SearchParams, finish, make_mask, prepare
 from app.engine.depth import EDGE_FILL, EdgeFill
-from app.engine.kinds import Runner, make_job
+from app.engine.kinds import Job, Runner, make_job
 from app.engine.onepass import OnePassParams
 from app.quality.baselines import BASELINES
 from app.quality.damage import destroy
@@ -71,6 +71,11 @@ class Contender:
     params: SearchParams | OnePassParams
     resolution: int
     finishes: Mapping[str, tuple[str, bool]]
+
+    def job(self, case: Case) -> Job:
+        """The case's damaged photo brought to this model's square, as a job of its kind."""
+        prepared = prepare(case.damaged, case.hole, self.resolution)
+        return make_job(prepared.target, prepared.hole, self.params)
 
     @classmethod
     def alone(cls, kind: str, runner: Runner, params: SearchParams | OnePassParams, resolution: int) -> Contender:
@@ -135,8 +140,7 @@ def run_model(
     while pending or batch.live_slots:
         while pending and (batch.live_slots == 0 or batch.live_slots + restarts <= slots):
             case = pending.pop()
-            prepared = prepare(case.damaged, case.hole, contender.resolution)
-            owner[batch.add(make_job(prepared.target, prepared.hole, contender.params))] = case
+            owner[batch.add(contender.job(case))] = case
         for key in batch.step():
             case, result = owner.pop(key), batch.pop(key)
             case.iterations[contender.label] = result.iterations

@@ -64,6 +64,13 @@ def by_family(records: Sequence[Record]) -> dict[str, Photos]:
     return {kind: Photos(list(photos.values())) for kind, photos in scores.items()}
 
 
+def cell(gap: Interval | None, digits: int) -> str:
+    """`mean [low, high] verdict`; `(reference)` for the model every other is paired with."""
+    if gap is None:
+        return "(reference)"
+    return f"{gap.mean:+.{digits}f} [{gap.low:+.{digits}f}, {gap.high:+.{digits}f}] {verdict(gap)}"
+
+
 def family_gaps(records: Sequence[Record]) -> list[FamilyGaps]:
     """One model's gaps per family (methods `ours`, `ours-no-edge`, `ours-no-blend` and the baselines)."""
     return [
@@ -82,9 +89,6 @@ def family_gaps(records: Sequence[Record]) -> list[FamilyGaps]:
 
 def format_gaps(gaps: Sequence[FamilyGaps]) -> str:
     """Markdown table: each paired mean with its 95 % interval and a win/tie/loss verdict."""
-
-    def cell(gap: Interval, digits: int) -> str:
-        return f"{gap.mean:+.{digits}f} [{gap.low:+.{digits}f}, {gap.high:+.{digits}f}] {verdict(gap)}"
 
     lines = [
         "| masks | best classical | ours - best classical, hole PSNR dB | photos ours ahead "
@@ -131,11 +135,6 @@ def model_gaps(records: Sequence[Record], models: Sequence[str]) -> list[ModelGa
 
 def format_model_gaps(gaps: Sequence[ModelGaps]) -> str:
     """Markdown table: a row per (family, model), each paired mean with its 95 % interval and verdict."""
-
-    def cell(gap: Interval | None, digits: int) -> str:
-        if gap is None:
-            return "(reference)"
-        return f"{gap.mean:+.{digits}f} [{gap.low:+.{digits}f}, {gap.high:+.{digits}f}] {verdict(gap)}"
 
     first = gaps[0].model if gaps else ""
     lines = [
