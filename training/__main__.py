@@ -153,27 +153,34 @@ def _loop_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings both generator trainings take: data, where they write, the card, the loop."""
+    return {
+        "data": args.data,
+        "name": args.name,
+        "version": args.version,
+        "model_store": args.model_store,
+        "run_dir": args.run_dir,
+        "device": args.device,
+        "holdout_fraction": args.holdout_fraction,
+        "flip": not args.no_flip,
+        "dataset_name": args.dataset_name,
+        "licence": args.licence,
+        **_loop_settings(args),
+    }
+
+
 def _network(args: argparse.Namespace) -> NetworkConfig:
     return NetworkConfig(resolution=args.resolution, z_dim=args.z_dim, g_width=args.g_width, d_width=args.d_width)
 
 
 def _run_train(args: argparse.Namespace) -> None:
     settings = TrainSettings(
-        data=args.data,
-        name=args.name,
-        version=args.version,
-        model_store=args.model_store,
-        run_dir=args.run_dir,
         network=_network(args),
         optim=Optim(lr=args.lr, beta1=args.beta1, ema_decay=args.ema_decay),
         steps=args.steps,
         batch_size=args.batch_size,
-        device=args.device,
-        holdout_fraction=args.holdout_fraction,
-        flip=not args.no_flip,
-        dataset_name=args.dataset_name,
-        licence=args.licence,
-        **_loop_settings(args),
+        **_run_settings(args),
     )
     path = train(settings)
     if path is not None:
@@ -199,21 +206,11 @@ def _run_encoder(args: argparse.Namespace) -> None:
 
 def _run_glcic(args: argparse.Namespace) -> None:
     settings = GlcicSettings(
-        data=args.data,
-        name=args.name,
-        version=args.version,
-        model_store=args.model_store,
-        run_dir=args.run_dir,
         network=GlcicConfig(resolution=args.resolution, width=args.width, d_width=args.d_width, features=args.features),
         optim=GlcicOptim(lr=args.lr, beta1=args.beta1, alpha=args.alpha, reconstruction=args.reconstruction),
         phase_steps=(args.phase1_steps, args.phase2_steps, args.phase3_steps),
         batch_size=args.batch_size,
-        device=args.device,
-        holdout_fraction=args.holdout_fraction,
-        flip=not args.no_flip,
-        dataset_name=args.dataset_name,
-        licence=args.licence,
-        **_loop_settings(args),
+        **_run_settings(args),
     )
     path = train_glcic(settings)
     if path is not None:

@@ -27,39 +27,18 @@ from training.glcic import GlcicConfig
 from training.glcic_update import PHASES, GlcicOptim, GlcicUpdate
 from training.kinds import GLCIC
 from training.masks import MASK_KINDS, make_mask
-from training.train import Distributed, atomic_torch_save, dataset_card, pick_device, sample_batch
+from training.train import Distributed, RunSettings, atomic_torch_save, dataset_card, pick_device, sample_batch
 from training.visuals import save_grid, save_loss_curve
 
 
-@dataclass
-class GlcicSettings:
-    """Everything one GLCIC run needs; built by the CLI or by tests."""
+@dataclass(kw_only=True)
+class GlcicSettings(RunSettings):
+    """One GLCIC run; built by the CLI or by tests."""
 
-    data: Path
-    name: str
-    version: str = "1"
-    model_store: Path = Path("model_store")
-    run_dir: Path | None = None
     network: GlcicConfig = field(default_factory=GlcicConfig)
     optim: GlcicOptim = field(default_factory=GlcicOptim)
     phase_steps: tuple[int, int, int] = (4000, 1000, 8000)
     batch_size: int = 32
-    precision: str = "auto"
-    device: str = "auto"
-    sample_every: int = 250
-    state_every: int = 250
-    holdout_fraction: float = 0.1
-    flip: bool = True
-    seed: int = 0
-    resume: bool = False
-    overwrite: bool = False
-    dataset_name: str | None = None
-    licence: str = "unknown"
-    show_progress: bool = True
-
-    @property
-    def runs(self) -> Path:
-        return self.run_dir or Path("runs") / self.name / self.version
 
     @property
     def steps(self) -> int:

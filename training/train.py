@@ -21,18 +21,15 @@ from training.networks import NetworkConfig, recompute_batchnorm_stats
 from training.visuals import save_grid, save_loss_curve
 
 
-@dataclass
-class TrainSettings:
-    """Everything one training run needs; built by the CLI or by tests."""
+@dataclass(kw_only=True)
+class RunSettings:
+    """What every generator training run shares: data, where it writes, the loop's cadence, the card."""
 
     data: Path
     name: str
     version: str = "1"
     model_store: Path = Path("model_store")
     run_dir: Path | None = None
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    optim: Optim = field(default_factory=Optim)
-    steps: int = 3000
     batch_size: int = 64
     precision: str = "auto"
     device: str = "auto"
@@ -50,6 +47,15 @@ class TrainSettings:
     @property
     def runs(self) -> Path:
         return self.run_dir or Path("runs") / self.name / self.version
+
+
+@dataclass(kw_only=True)
+class TrainSettings(RunSettings):
+    """One DCGAN run; built by the CLI or by tests."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    optim: Optim = field(default_factory=Optim)
+    steps: int = 3000
 
 
 @dataclass
