@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     precision: Precision = "auto"
     # the whole request body, image and mask together
     max_upload_bytes: int = Field(default=20_000_000, ge=1024)
+    # the whole request body must arrive within this many seconds of the request's start, else 408: a
+    # completion holds a queue place from its first byte, so a trickled upload must not hold it for long
+    upload_timeout_s: float = Field(default=60.0, gt=0)
     # width x height above which a decode is refused, read from the header before decoding
     max_image_pixels: int = Field(default=25_000_000, ge=64 * 64)
     # searches waiting for a device; beyond it requests get 503 with Retry-After

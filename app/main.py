@@ -134,7 +134,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(AdmissionMiddleware, retry_after_s=settings.retry_after_s)
-    app.add_middleware(UploadLimitMiddleware, limit=settings.max_upload_bytes, metrics=metrics)
+    app.add_middleware(
+        UploadLimitMiddleware,
+        limit=settings.max_upload_bytes,
+        deadline_s=settings.upload_timeout_s,
+        metrics=metrics,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if settings.cors_origins:  # outermost, so refusals (413, 503) carry the headers a browser needs to read them
         app.add_middleware(

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids and completion metrics, the upload size limit, and the door.
+"""Pure ASGI middleware: request ids and completion metrics, the upload's size and time limits, and the door.
 
 Pure ASGI rather than `BaseHTTPMiddleware`, so streaming bodies are not
 buffered and the size limit applies while bytes arrive, before any parsing.
@@ -6,6 +6,7 @@ buffered and the size limit applies while bytes arrive, before any parsing.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -28,6 +29,18 @@ class UploadTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"the request body exceeds {limit:,} bytes: send a smaller image or mask")
+
+
+class UploadTooSlow(HTTPException):
+    """A body still arriving when its deadline passed: it would hold its queue place (see the door) meanwhile."""
+
+    def __init__(self, deadline_s: float) -> None:
+        super().__init__(
+            408,
+            f"the request body did not arrive within {deadline_s:g} s: send it faster (a smaller image) "
+            "or ask the operators to raise IMGCOMP_UPLOAD_TIMEOUT_S",
+            headers={"Connection": "close"},
+        )
 
 
 class RequestContextMiddleware:
@@ -69,11 +82,17 @@ class RequestContextMiddleware:
 
 
 class UploadLimitMiddleware:
-    """Refuses bodies over `limit` bytes with 413: at once when Content-Length says so, else while streaming."""
+    """Bounds a body's size and its arrival time.
 
-    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics) -> None:
+    Over `limit` bytes: 413 at once when Content-Length says so, else while it streams. Still arriving
+    `deadline_s` after the request began: 408, so a client that trickles its upload cannot hold a queue
+    place (taken before the body is read) for longer than that.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, deadline_s: float, metrics: Metrics) -> None:
         self.app = app
         self.limit = limit
+        self.deadline_s = deadline_s
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,17 +108,25 @@ class UploadLimitMiddleware:
             body = problem_body("upload-too-large", detail, request_id=scope.get("state", {}).get("request_id"))
             await JSONResponse(body, status_code=413, media_type=MEDIA_TYPE)(scope, receive, send)
             return
+        deadline = asyncio.get_running_loop().time() + self.deadline_s
         received = 0
+        arriving = True
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+        async def bounded_receive() -> Message:
+            nonlocal received, arriving
+            if not arriving:  # the body is in: later receives wait for a disconnect, which has no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except TimeoutError:
+                raise UploadTooSlow(self.deadline_s) from None
             received += len(message.get("body", b""))
             if received > self.limit:
                 raise UploadTooLarge(self.limit)
+            arriving = message["type"] == "http.request" and message.get("more_body", False)
             return message
 
-        await self.app(scope, counting_receive, send)
+        await self.app(scope, bounded_receive, send)
 
 
 class AdmissionMiddleware:

@@ -36,6 +36,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "bad-metadata": (422, "Unreadable image metadata"),
     "image-too-large": (413, "Image has too many pixels"),
     "upload-too-large": (413, "Upload too large"),
+    "upload-too-slow": (408, "Upload too slow"),
     "missing-mask": (422, "No mask"),
     "mask-size-mismatch": (422, "Mask size differs from the image"),
     "bad-mask": (422, "Unusable mask"),
@@ -53,7 +54,13 @@ REASONS: dict[str, tuple[int, str]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "internal-error": (500, "Internal server error"),
 }
-_HTTP_REASONS = {400: "malformed-body", 404: "not-found", 405: "method-not-allowed", 413: "upload-too-large"}
+_HTTP_REASONS = {
+    400: "malformed-body",
+    404: "not-found",
+    405: "method-not-allowed",
+    408: "upload-too-slow",
+    413: "upload-too-large",
+}
 
 
 class Problem(Exception):

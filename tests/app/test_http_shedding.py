@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -18,7 +19,16 @@ from app.api.admission import BoundedExecutor
 from app.config import Settings
 from app.engine.batch import SearchBatch
 from app.scheduler import QueueFullError
-from tests.app.conftest import center_hole, damaged, encode, good_request, mask_png, running, serve_subprocess
+from tests.app.conftest import (
+    center_hole,
+    damaged,
+    encode,
+    good_request,
+    mask_png,
+    running,
+    scrape,
+    serve_subprocess,
+)
 from tests.app.test_http_errors import _assert_problem
 
 
@@ -152,3 +162,60 @@ def test_uvicorn_refuses_connections_past_its_concurrency_limit(
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             assert good_request(http, faces[540]).status_code == 200
+
+
+def _read_response(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response off a raw socket: status, headers (lower-case names), body by Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        assert chunk, f"the server closed the connection without an answer: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
+    while len(body) < int(headers["content-length"]):
+        body += connection.recv(65536)
+    return int(status_line.split()[1]), headers, body
+
+
+def test_a_trickled_upload_gives_its_queue_place_back_at_the_upload_deadline(
+    make_settings: Callable[[], Settings], faces: np.ndarray
+) -> None:
+    """A client that sends its body slowly holds a queue place only until `upload_timeout_s`, then gets 408."""
+    settings = make_settings(queue_size=1, upload_timeout_s=2.0)  # type: ignore[call-arg]
+    with running(settings) as url, httpx.Client(base_url=url, timeout=60) as http:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as slow:
+            head = (
+                "POST /complete HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
+                "Content-Length: 100000\r\n\r\n"
+            )
+            slow.sendall(head.encode() + b"--xyz\r\nContent-Disposition: form-data; name=image")
+            deadline = time.monotonic() + 30
+            while (refused := good_request(http, faces[550])).status_code != 503:  # once the trickle holds the place
+                assert refused.status_code == 200 and time.monotonic() < deadline
+            _assert_problem(refused, 503, "queue-full")
+            status, headers, body = _read_response(slow)
+        assert (status, headers["content-type"]) == (408, "application/problem+json")
+        problem = json.loads(body)
+        assert problem["type"] == "urn:imgcomp:problem:upload-too-slow"
+        assert "within 2 s" in problem["detail"] and "IMGCOMP_UPLOAD_TIMEOUT_S" in problem["detail"]
+        assert good_request(http, faces[551]).status_code == 200  # the place was given back
+        assert scrape(http, 'imgcomp_rejections_total{reason="upload-too-slow"}') == 1.0
+
+
+def test_a_steady_upload_is_not_cut_by_the_deadline_once_its_body_is_in(
+    make_settings: Callable[[], Settings], faces: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline bounds the body's arrival only: a search that runs past it still answers 200."""
+    step = _Held(monkeypatch, SearchBatch, "step")
+    settings = make_settings(upload_timeout_s=1.0)  # type: ignore[call-arg]
+    with running(settings) as url, httpx.Client(base_url=url, timeout=60) as http:
+        answers: list[int] = []
+        thread = _in_background(lambda: good_request(http, faces[552]), answers)
+        assert step.entered.acquire(timeout=30)
+        time.sleep(1.5)  # past the upload deadline while the search waits
+        step.release.set()
+        thread.join(60)
+        assert answers == [200]
