@@ -78,6 +78,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "the body is not valid multipart/form-data: send each field as a form part (curl -F name=value)",
     ),
     401: _problem_example("unauthorized", "send the server's API token as `Authorization: Bearer <token>`"),
+    408: _problem_example("upload-too-slow", "the request body did not arrive within 60 s: send it faster"),
     413: _problem_example("upload-too-large", "the request body is 31,457,280 bytes, over the 20,000,000 byte limit"),
     415: _problem_example("not-an-image", "the image is not a PNG, JPEG or WebP image"),
     422: _problem_example("mask-size-mismatch", "the mask is 32x32 but the image is 64x64: send a mask of its size"),
