@@ -143,8 +143,13 @@ def _draining_server(config: uvicorn.Config, app: FastAPI, settings: Settings) -
 
 def _bench(args: argparse.Namespace) -> int:
     from app.bench.cli import run
+    from app.bench.errors import BenchError
 
-    return run(args, sys.stdout)
+    try:
+        return run(args, sys.stdout)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
 
 
 def _images(path: Path) -> list[Path]:

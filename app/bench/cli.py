@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from app.bench.batcher import RequestBatcher
+from app.bench.errors import BenchError
 from app.bench.hardware import PeakMeter, flops_per_image_iteration
 from app.bench.load import (
     Measurement,
@@ -96,11 +97,26 @@ def _http_rows(
             emit(Row.of("iteration", "http", args.precisions[0], clients, measurement, flops))
 
 
+def _entry(args: argparse.Namespace) -> ModelEntry:
+    return ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
+
+
+def _search_entry(args: argparse.Namespace) -> ModelEntry:
+    """The model the batching modes and the step profile time: they time search steps, so a search model."""
+    entry = _entry(args)
+    if entry.one_pass:
+        raise BenchError(
+            f"{entry.key} is a one-pass model (kind {entry.kind}): the batching modes and --profile time search "
+            f"steps; compare it with a search model through HTTP with --defaults faces@auto,{entry.key}@auto"
+        )
+    return entry
+
+
 def _run_profile(args: argparse.Namespace, out: TextIO) -> int:
     """`--profile 1,8,32,64`: a step's parts per batch size, precision and variant; one table."""
     from app.bench.profile import profile
 
-    entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
+    entry = _search_entry(args)
     device = torch.device(args.device)
     checkpoint = entry.load(device)
     out.write(f"step profile of {entry.key} on {args.device}: {_machine(args.device)}\n")
@@ -120,7 +136,7 @@ def _run_finish(args: argparse.Namespace, out: TextIO) -> int:
     """`--finish 256,1024,4800`: the cost of putting an answer back into ever larger uploads; one table."""
     from app.bench.finish import bench_finish
 
-    entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
+    entry = _entry(args)
     with np.load(args.images) as archive:
         face = archive["images"][0]
     out.write(f"finishing {entry.key}'s answers on {_machine('cpu')}\n")
@@ -162,7 +178,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return _run_profile(args, out)
     if args.finish:
         return _run_finish(args, out)
-    entry = ModelStore.discover(args.model_store, args.model.partition(":")[0]).resolve(args.model)
+    entry = _search_entry(args)
     with np.load(args.images) as archive:
         workload = Workload(archive["images"], args.iterations[0], args.iterations[-1], args.restarts, args.seed)
     device = torch.device(args.device)

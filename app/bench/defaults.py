@@ -22,13 +22,15 @@ from typing import get_args
 
 import torch
 
-from app.bench.hardware import flops_per_image_iteration
+from app.bench.errors import BenchError
+from app.bench.hardware import flops_per_completion, flops_per_image_iteration
 from app.bench.load import Workload, http_cell
 from app.bench.report import Row
 from app.config import Precision
 from app.engine.precision import resolve
 from app.engine.search import params_for
 from app.store import ModelEntry, ModelStore
+from training.glcic import CompletionNetwork
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Side:
         for known in get_args(Precision):
             if (precision or "auto") == known:
                 return cls(model, known, int(iterations) if iterations else None)
-        raise ValueError(f"precision {precision!r} of {text!r} is not one of {', '.join(get_args(Precision))}")
+        raise BenchError(f"precision {precision!r} of {text!r} is not one of {', '.join(get_args(Precision))}")
 
 
 @contextmanager
@@ -65,7 +67,12 @@ def _store_of(entry: ModelEntry) -> Iterator[Path]:
 
 
 def _flops(entry: ModelEntry) -> float:
-    """Per image-iteration of this version's default search: with D only where its default has a prior."""
+    """Per image-iteration of this version's default search (with D only where its default has a prior),
+    or per image of a one-pass model's forward."""
+    if entry.one_pass:
+        completion = entry.load_served(torch.device("cpu")).networks["completion"]
+        assert isinstance(completion, CompletionNetwork)
+        return flops_per_completion(completion)
     checkpoint = entry.load(torch.device("cpu"))
     prior = params_for(entry.has_encoder).prior_weight > 0
     return flops_per_image_iteration(
@@ -81,6 +88,9 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
     store = ModelStore.discover(args.model_store, args.model.partition(":")[0])
     sides = [Side.parse(text) for text in args.defaults.split(",") if text.strip()]
     entries = [store.resolve(side.model) for side in sides]
+    for side, entry in zip(sides, entries, strict=True):
+        if entry.one_pass and side.iterations is not None:
+            raise BenchError(f"{entry.key} is a one-pass model: it takes no /iterations, drop it from {side.model}")
     with ExitStack() as stack:
         urls = []
         for side, entry in zip(sides, entries, strict=True):
@@ -104,5 +114,6 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
                 measurement = asyncio.run(http_cell(url, entry.key, workload, clients, args))
                 precision = resolve(side.precision, torch.device(args.device))
                 budget = "" if side.iterations is None else f" {side.iterations} it"
-                label = f"{entry.key} {params_for(entry.has_encoder).init}{budget}"
+                start = "one-pass" if entry.one_pass else params_for(entry.has_encoder).init
+                label = f"{entry.key} {start}{budget}"
                 emit(Row.of(label, "http", precision, clients, measurement, cost))

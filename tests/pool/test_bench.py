@@ -104,3 +104,55 @@ def test_step_profile_prints_every_variant(
     for line in lines:
         g_forward, d_forward, step, without_d = float(line[3]), float(line[4]), float(line[6]), float(line[7])
         assert 0 < g_forward < step and 0 < d_forward < step and 0 < without_d, line
+
+
+def test_defaults_bench_puts_a_one_pass_model_beside_a_search(
+    make_tiny_store: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.app.glcic_store import save_tiny_glcic
+
+    for name in [name for name in os.environ if name.startswith("IMGCOMP_")]:
+        monkeypatch.delenv(name)
+    store = make_tiny_store(("tiny",))
+    save_tiny_glcic(store)
+    images = tmp_path / "photos.npz"
+    np.savez(images, images=np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
+    argv = ["bench", "--model-store", str(store), "--model", "tiny", "--images", str(images)]
+    argv += ["--defaults", "tiny:1@fp32,tiny-glcic:1@fp32", "--http-clients", "2"]
+    argv += ["--duration", "1.0", "--warmup", "0.3", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    with (tmp_path / "defaults.csv").open() as handle:
+        rows = {row["mode"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"tiny:1 random", "tiny-glcic:1 one-pass"}
+    one_pass = rows["tiny-glcic:1 one-pass"]
+    # one forward per image: images per second is the server's rows stepped, and every request is one of them
+    assert int(one_pass["completed"]) > 0 and float(one_pass["gflops"]) > 0
+    assert float(one_pass["image_iterations_per_s"]) == pytest.approx(float(one_pass["completions_per_s"]), rel=0.5)
+    assert "tiny-glcic:1 one-pass fp32 http" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--defaults", "tiny:1@fp32,tiny-glcic:1@fp32/0"], "tiny-glcic:1 is a one-pass model: it takes no"),
+        (["--model", "tiny-glcic", "--profile", "1"], "compare it with a search model through HTTP with --defaults"),
+        (["--defaults", "tiny:1@fp64"], "precision 'fp64' of 'tiny:1@fp64' is not one of"),
+    ],
+)
+def test_bench_refuses_what_it_cannot_time_in_one_line(
+    make_tiny_store: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    from tests.app.glcic_store import save_tiny_glcic
+
+    store = make_tiny_store(("tiny",))
+    save_tiny_glcic(store)
+    argv = ["bench", "--model-store", str(store), "--model", "tiny", "--out", str(tmp_path), *extra]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
