@@ -13,17 +13,27 @@ import pytest
 from app.__main__ import main
 
 
+@pytest.fixture(autouse=True)
+def _no_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bench's servers read IMGCOMP_* variables: one in the shell must not leak in."""
+    for name in [name for name in os.environ if name.startswith("IMGCOMP_")]:
+        monkeypatch.delenv(name)
+
+
+def _photos(folder: Path) -> Path:
+    """Six seeded noise photos at the tiny models' 32x32, as the .npz the bench reads."""
+    images = folder / "photos.npz"
+    np.savez(images, images=np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
+    return images
+
+
 def test_bench_measures_every_cell_and_writes_csv_and_png(
     make_tiny_store: Callable[..., Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in [name for name in os.environ if name.startswith("IMGCOMP_")]:  # the bench's server reads them
-        monkeypatch.delenv(name)
     store = make_tiny_store(("tiny",))
-    images = tmp_path / "photos.npz"
-    np.savez(images, images=np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
+    images = _photos(tmp_path)
     argv = ["bench", "--model-store", str(store), "--model", "tiny", "--images", str(images), "--clients", "1,4"]
     argv += ["--duration", "0.6", "--warmup", "0.2", "--iterations", "5,20", "--http-clients", "2"]
     argv += ["--out", str(tmp_path)]
@@ -54,7 +64,6 @@ def test_defaults_bench_serves_each_side_with_its_own_defaults(
     make_tiny_store: Callable[..., Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import torch
 
@@ -62,13 +71,10 @@ def test_defaults_bench_serves_each_side_with_its_own_defaults(
     from training.checkpoint import save_with_encoder
     from training.networks import Encoder, EncoderConfig
 
-    for name in [name for name in os.environ if name.startswith("IMGCOMP_")]:
-        monkeypatch.delenv(name)
     store = make_tiny_store(("tiny",))
     torch.manual_seed(2)
     save_with_encoder(store / "tiny" / "1", "2", Encoder(TINY, EncoderConfig(width=8, groups=4)).eval(), {})
-    images = tmp_path / "photos.npz"
-    np.savez(images, images=np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
+    images = _photos(tmp_path)
     argv = ["bench", "--model-store", str(store), "--model", "tiny", "--images", str(images)]
     argv += ["--defaults", "tiny:1@fp32,tiny:2@bf16,tiny:2@bf16/0", "--http-clients", "1,3"]
     argv += ["--duration", "1.5", "--warmup", "0.3"]
@@ -110,16 +116,12 @@ def test_defaults_bench_puts_a_one_pass_model_beside_a_search(
     make_tiny_store: Callable[..., Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tests.app.glcic_store import save_tiny_glcic
 
-    for name in [name for name in os.environ if name.startswith("IMGCOMP_")]:
-        monkeypatch.delenv(name)
     store = make_tiny_store(("tiny",))
     save_tiny_glcic(store)
-    images = tmp_path / "photos.npz"
-    np.savez(images, images=np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
+    images = _photos(tmp_path)
     argv = ["bench", "--model-store", str(store), "--model", "tiny", "--images", str(images)]
     argv += ["--defaults", "tiny:1@fp32,tiny-glcic:1@fp32", "--http-clients", "2"]
     argv += ["--duration", "1.0", "--warmup", "0.3", "--out", str(tmp_path)]
