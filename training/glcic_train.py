@@ -15,19 +15,28 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from training.checkpoint import save_model, version_folder
-from training.data import load_images, split, to_signed
+from training.data import to_signed
 from training.encoder import damage, draw_holes
 from training.gan import resolve_precision
 from training.glcic import GlcicConfig
 from training.glcic_update import PHASES, GlcicOptim, GlcicUpdate
 from training.kinds import GLCIC
 from training.masks import MASK_KINDS, make_mask
-from training.train import Distributed, RunSettings, atomic_torch_save, dataset_card, pick_device, sample_batch
+from training.train import (
+    Distributed,
+    RunSettings,
+    atomic_torch_save,
+    dataset_card,
+    join_group,
+    leave_group,
+    load_split,
+    pick_device,
+    sample_batch,
+)
 from training.visuals import save_grid, save_loss_curve
 
 
@@ -79,14 +88,8 @@ def train_glcic(settings: GlcicSettings) -> Path | None:
     device = pick_device(settings.device, world.local_rank)
     precision = resolve_precision(settings.precision, device)
     resolution = settings.network.resolution
-    data = load_images(settings.data, resolution)
-    train_set, held = split(data, settings.holdout_fraction)
-    if len(train_set) == 0:
-        raise ValueError(f"{settings.data}: every image fell into the held-out split; lower --holdout-fraction")
-    if world.world_size > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
+    data, train_set, held = load_split(settings.data, resolution, settings.holdout_fraction)
+    ddp_kwargs = join_group(world, device)
     torch.manual_seed(settings.seed)  # identical initial weights on every rank
     update = GlcicUpdate(
         settings.network,
@@ -94,7 +97,7 @@ def train_glcic(settings: GlcicSettings) -> Path | None:
         precision,
         settings.optim,
         wrap=DistributedDataParallel if world.world_size > 1 else None,
-        wrap_kwargs={"device_ids": [device.index]} if device.type == "cuda" else {},
+        wrap_kwargs=ddp_kwargs,
     )
     runs = settings.runs
     state_path = runs / "state.pt"
@@ -157,10 +160,7 @@ def train_glcic(settings: GlcicSettings) -> Path | None:
         if world.is_main and step % settings.state_every == 0:
             write_state(step)
     bar.close()
-    if world.world_size > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    if not world.is_main:
+    if not leave_group(world):
         return None
     write_state(settings.steps)
     elapsed += time.perf_counter() - started

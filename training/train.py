@@ -79,6 +79,32 @@ class Distributed:
         )
 
 
+def join_group(world: Distributed, device: torch.device) -> dict[str, Any]:
+    """Joins torchrun's process group when there is one; the DistributedDataParallel arguments for `device`."""
+    if world.world_size > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    return {"device_ids": [device.index]} if device.type == "cuda" else {}
+
+
+def leave_group(world: Distributed) -> bool:
+    """Waits for every rank after the last step and leaves the group; True on the rank that writes the model."""
+    if world.world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return world.is_main
+
+
+def load_split(data_path: Path, resolution: int, holdout_fraction: float) -> tuple[ImageSet, ImageSet, ImageSet]:
+    """The images at `resolution`, then (all, train, held out) split by file name; an empty train set is refused."""
+    data = load_images(data_path, resolution)
+    train_set, held = split(data, holdout_fraction)
+    if len(train_set) == 0:
+        raise ValueError(f"{data_path}: every image fell into the held-out split; lower --holdout-fraction")
+    return data, train_set, held
+
+
 def pick_device(requested: str, local_rank: int) -> torch.device:
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
@@ -137,16 +163,9 @@ def train(settings: TrainSettings) -> Path | None:
     version_folder(settings.model_store, settings.name, settings.version, settings.overwrite)
     device = pick_device(settings.device, world.local_rank)
     precision = resolve_precision(settings.precision, device)
-    data = load_images(settings.data, settings.network.resolution)
-    train_set, held = split(data, settings.holdout_fraction)
-    if len(train_set) == 0:
-        raise ValueError(f"{settings.data}: every image fell into the held-out split; lower --holdout-fraction")
-    if world.world_size > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
+    data, train_set, held = load_split(settings.data, settings.network.resolution, settings.holdout_fraction)
+    ddp_kwargs = join_group(world, device)
     torch.manual_seed(settings.seed)  # identical initial weights on every rank
-    ddp_kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
     gan = GanUpdate(
         settings.network,
         device,
@@ -196,10 +215,7 @@ def train(settings: TrainSettings) -> Path | None:
         if world.is_main and step % settings.state_every == 0:
             write_state(step)
     bar.close()
-    if world.world_size > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    if not world.is_main:
+    if not leave_group(world):
         return None
     write_state(settings.steps)
     run_seconds = time.perf_counter() - started
