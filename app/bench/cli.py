@@ -162,7 +162,8 @@ def _run_defaults(args: argparse.Namespace, out: TextIO) -> int:
     defaults_rows(args, workload, emit)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, args.out / "defaults.csv")
-    plot(rows, args.out / "defaults.png", f"previous against new defaults through HTTP ({machine})")
+    title = f"each server's default answer through HTTP ({machine})"
+    plot(rows, args.out / "defaults.png", title, per_completion=True)
     out.write("\n" + table(rows) + "\n")
     out.write(f"wrote {args.out / 'defaults.csv'} and {args.out / 'defaults.png'}\n")
     return 0

@@ -63,18 +63,20 @@ class Row:
         return f"{self.mode} {self.precision}" + (" http" if self.transport == "http" else "")
 
 
-_HEADER = (
-    f"{'mode':<24}{'clients':>8}{'done':>6}{'compl/s':>9}{'img-it/s':>10}"
+_COLUMNS = (
+    f"{'clients':>8}{'done':>6}{'compl/s':>9}{'img-it/s':>10}"
     f"{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}{'slots/step':>11}{'GFLOP/s':>9}{'%peak':>7}"
 )
 
 
 def table(rows: list[Row]) -> str:
     """Fixed-width text, one line per cell, grouped by client count."""
-    lines = [_HEADER, "-" * len(_HEADER)]
+    width = max([24, *(len(row.label) + 1 for row in rows)])
+    header = f"{'mode':<{width}}{_COLUMNS}"
+    lines = [header, "-" * len(header)]
     for row in sorted(rows, key=lambda r: r.clients):
         lines.append(
-            f"{row.label:<24}{row.clients:>8}{row.completed:>6}{row.completions_per_s:>9.3f}"
+            f"{row.label:<{width}}{row.clients:>8}{row.completed:>6}{row.completions_per_s:>9.3f}"
             f"{row.image_iterations_per_s:>10.1f}{row.p50_s:>8.2f}{row.p95_s:>8.2f}{row.p99_s:>8.2f}"
             f"{row.slots_per_step:>11.1f}{row.gflops:>9.1f}{row.peak_share:>7.0%}"
         )
@@ -106,11 +108,20 @@ def write_csv(rows: list[Row], path: Path) -> None:
             writer.writerow({k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(row).items()})
 
 
-def plot(rows: list[Row], path: Path, title: str) -> None:
-    """Throughput, batch occupancy and p95 latency against client count, one line per mode."""
+def plot(rows: list[Row], path: Path, title: str, per_completion: bool = False) -> None:
+    """Throughput, batch occupancy and p95 latency against client count, one line per mode.
+
+    Throughput is image-iterations/s where every line runs the same budgets, completions/s
+    (`per_completion`) where the lines' budgets differ, as a search's and a one-pass model's do.
+    """
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    throughput = (
+        ("completions / s", lambda r: r.completions_per_s)
+        if per_completion
+        else ("image-iterations / s", lambda r: r.image_iterations_per_s)
+    )
     panels = (
-        ("image-iterations / s", lambda r: r.image_iterations_per_s),
+        throughput,
         ("mean slots per step", lambda r: r.slots_per_step),
         ("p95 latency, s (requests finished in the window)", lambda r: r.p95_s),
     )
