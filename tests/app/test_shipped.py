@@ -16,6 +16,7 @@ from training.kinds import kind_of
 # IMGCOMP_FACES_MODEL points the test at another version folder while the shipped one trains (as in tests/engine)
 SEARCH = Path(os.environ.get("IMGCOMP_FACES_MODEL", SHIPPED_STORE / "faces" / "2"))
 ONE_PASS = SHIPPED_STORE / "faces-glcic" / "1"
+SEARCH_128 = SHIPPED_STORE / "faces-128" / "2"  # a 64x64 upload is brought up to its 128x128 and the fill back down
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -23,7 +24,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", [SEARCH, ONE_PASS], ids=lambda path: f"{path.parent.name}:{path.name}")
+@pytest.mark.parametrize("model", [SEARCH, ONE_PASS, SEARCH_128], ids=lambda path: f"{path.parent.name}:{path.name}")
 def test_held_out_face_over_http(faces: np.ndarray, model: Path) -> None:
     if not (model / "model.json").exists():
         pytest.skip(f"{model} is not trained yet: `python -m training train|glcic --name ...` writes it")
