@@ -277,6 +277,12 @@ def run(args: argparse.Namespace) -> int:
         photos = load_images(data, args.photo_size or first.resolution)
         chosen, split = _select(photos.names, [entry.card for entry in entries], args.all_images, args.n)
         starts = _starts(args.starts, first.has_encoder) if args.curves else []
+        if args.curves and args.reference_iterations not in args.curves:
+            raise EvaluateError(
+                f"--reference-iterations {args.reference_iterations} is not among the --curves checkpoints "
+                f"{','.join(map(str, args.curves))}: the paired gaps read the reference start there, so add it "
+                "to --curves or pick one of them"
+            )
         if args.threads is not None:
             if args.threads < 1:
                 raise EvaluateError("--threads must be at least 1")

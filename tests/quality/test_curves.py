@@ -105,3 +105,17 @@ def test_curves_refuse_encoder_starts_without_an_encoder(
     argv = ["--model", "tiny", "--model-store", str(store), "--data", str(data), "--out", str(tmp_path)]
     assert evaluate_cli([*argv, "--curves", "0,2", "--starts", "encoder:1:0"]) == 2
     assert "has no encoder" in capsys.readouterr().err
+
+
+def test_curves_refuse_a_reference_budget_they_do_not_reach(
+    store_and_data: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The paired gaps read the reference start at --reference-iterations: a checkpoint it never reaches is refused,
+    not answered with empty gap tables."""
+    store, data = store_and_data
+    argv = ["--model", "tiny", "--model-store", str(store), "--data", str(data), "--out", str(tmp_path)]
+    assert evaluate_cli([*argv, "--curves", "0,2", "--reference-iterations", "400"]) == 2
+    assert "--reference-iterations 400 is not among the --curves checkpoints 0,2" in capsys.readouterr().err
+    assert not (tmp_path / "curves.md").exists()
