@@ -108,7 +108,8 @@ class UploadLimitMiddleware:
             body = problem_body("upload-too-large", detail, request_id=scope.get("state", {}).get("request_id"))
             await JSONResponse(body, status_code=413, media_type=MEDIA_TYPE)(scope, receive, send)
             return
-        deadline = asyncio.get_running_loop().time() + self.deadline_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline_s
         received = 0
         arriving = True
 
@@ -117,7 +118,7 @@ class UploadLimitMiddleware:
             if not arriving:  # the body is in: later receives wait for a disconnect, which has no deadline
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 raise UploadTooSlow(self.deadline_s) from None
             received += len(message.get("body", b""))
