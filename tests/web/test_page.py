@@ -316,3 +316,39 @@ def test_cancel_frees_the_search(
         expect(page.locator("#submit")).to_be_enabled()
         page.click("#submit")
         expect(page.locator("#result")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+
+
+# Some Chromium builds (Debian's 156) prune a zero-length path and paint nothing for it; this makes every build do so
+_PRUNE_ZERO_LENGTH_LINES = """
+(() => {
+  const proto = CanvasRenderingContext2D.prototype;
+  const moveTo = proto.moveTo, lineTo = proto.lineTo, stroke = proto.stroke, beginPath = proto.beginPath;
+  proto.beginPath = function () { this.__points = []; return beginPath.call(this); };
+  proto.moveTo = function (x, y) { (this.__points ||= []).push([x, y]); return moveTo.call(this, x, y); };
+  proto.lineTo = function (x, y) { (this.__points ||= []).push([x, y]); return lineTo.call(this, x, y); };
+  proto.stroke = function (...args) {
+    const points = this.__points || [];
+    if (points.length && points.every(([x, y]) => x === points[0][0] && y === points[0][1])) return;
+    return stroke.apply(this, args);
+  };
+})();
+"""
+
+
+def test_a_click_paints_a_dot_and_a_tap_of_the_eraser_erases(site: httpx.Client, page: Page, face: np.ndarray) -> None:
+    """A click without a drag paints a disc of the brush's size, and the eraser's click takes one away, on a
+    Chromium that draws nothing for a zero-length line."""
+    page.add_init_script(_PRUNE_ZERO_LENGTH_LINES)
+    open_page(page, str(site.base_url))
+    load_photo(page, encode(face))
+    page.locator("#size").fill(str(BRUSH))
+    box = page.locator("#mask").bounding_box()
+    assert box is not None
+    centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(*centre)
+    painted = canvas_pixels(page, "mask").any(axis=-1)
+    radius = BRUSH / 2 * face.shape[1] / box["width"]
+    assert painted.sum() > 0.5 * np.pi * radius**2  # a disc, not a speck
+    page.check('input[value="eraser"]')
+    page.mouse.click(*centre)
+    assert canvas_pixels(page, "mask").any(axis=-1).sum() < painted.sum() // 2  # only the antialiased rim is left

@@ -161,13 +161,19 @@ function pushUndo() {
 function stroke(from, to) {
   maskCtx.save();
   maskCtx.globalCompositeOperation = tool() === "eraser" ? "destination-out" : "source-over";
-  maskCtx.strokeStyle = MASK_COLOR;
+  maskCtx.strokeStyle = maskCtx.fillStyle = MASK_COLOR;
   maskCtx.lineWidth = brushPixels();
   maskCtx.lineCap = maskCtx.lineJoin = "round";
   maskCtx.beginPath();
-  maskCtx.moveTo(from[0], from[1]);
-  maskCtx.lineTo(to[0], to[1]);
-  maskCtx.stroke();
+  if (from[0] === to[0] && from[1] === to[1]) {
+    // a tap or click: a filled disc, since some Chromium builds prune a zero-length line and paint nothing
+    maskCtx.arc(to[0], to[1], brushPixels() / 2, 0, 2 * Math.PI);
+    maskCtx.fill();
+  } else {
+    maskCtx.moveTo(from[0], from[1]);
+    maskCtx.lineTo(to[0], to[1]);
+    maskCtx.stroke();
+  }
   maskCtx.restore();
 }
 
