@@ -21,6 +21,7 @@ from prometheus_client import start_http_server
 
 from app.api import complete, health, models
 from app.api.admission import BoundedExecutor, Door
+from app.api.auth import TokenMiddleware
 from app.api.deps import Services
 from app.api.middleware import AdmissionMiddleware, RequestContextMiddleware, UploadLimitMiddleware
 from app.api.problems import REASONS, install_problem_handlers
@@ -140,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deadline_s=settings.upload_timeout_s,
         metrics=metrics,
     )
+    # the token before the upload limits and the door: no queue place and no body read without it
+    app.add_middleware(TokenMiddleware, settings=settings, metrics=metrics)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if settings.cors_origins:  # outermost, so refusals (413, 503) carry the headers a browser needs to read them
         app.add_middleware(
