@@ -247,6 +247,12 @@ def _weight_entries(card: dict[str, Any], path: Path) -> dict[str, dict[str, str
             f"{path}/model.json has a malformed 'weights' map (a {kind.name} model's roles are {roles}): "
             "re-export the model"
         )
+    for role, entry in weights.items():
+        if not _is_plain_name(entry["file"]):
+            raise CheckpointError(
+                f"{path}/model.json names {entry['file']!r} as its {role} weights: a weights file must be a plain "
+                f"file name inside {path} (no folder, no '..', no absolute path): re-export the model"
+            )
     missing = [role for role in kind.required if role not in weights]
     if missing:
         raise CheckpointError(
@@ -254,6 +260,15 @@ def _weight_entries(card: dict[str, Any], path: Path) -> dict[str, dict[str, str
             f"{', '.join(kind.required)}"
         )
     return weights
+
+
+def _is_plain_name(name: object) -> bool:
+    """A file name that, joined to the version folder, stays a file of that folder (no folder part, `..`, root)."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not any(separator in name for separator in ("/", "\\", "\0"))
+    )
 
 
 def has_encoder(card: dict[str, Any]) -> bool:

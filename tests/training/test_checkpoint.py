@@ -170,3 +170,33 @@ def test_format_1_folders_still_load(tmp_path: Path, tiny_config: NetworkConfig)
     (path / "model.json").write_text(json.dumps(card))
     loaded = load_checkpoint(path)
     assert loaded.encoder is None and loaded.version == "1"
+
+
+def _elsewhere(tmp_path: Path) -> dict[str, str]:
+    """Weights files that are not files of the version folder `tmp_path/store/m/1`, as a card could name them."""
+    other, _ = _save(tmp_path / "other", NetworkConfig(resolution=32, z_dim=16, g_width=8, d_width=8))
+    loose = tmp_path / "loose.safetensors"
+    loose.write_bytes((other / "generator.safetensors").read_bytes())
+    return {
+        "absolute": str(loose.resolve()),
+        "parent": "../../../other/m/1/generator.safetensors",
+        "through-a-subfolder": "weights/../../../../other/m/1/generator.safetensors",
+        "subfolder": "weights/generator.safetensors",
+    }
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent", "through-a-subfolder", "subfolder"])
+def test_a_card_cannot_name_weights_outside_its_folder(tmp_path: Path, tiny_config: NetworkConfig, where: str) -> None:
+    path, _ = _save(tmp_path / "store", tiny_config)
+    named = _elsewhere(tmp_path)[where]
+    (path / "weights").mkdir()  # a folder inside the version, holding a good copy of the generator
+    (path / "weights" / "generator.safetensors").write_bytes((path / "generator.safetensors").read_bytes())
+    target = path / named
+    card = json.loads((path / "model.json").read_text())
+    card["weights"]["generator"] = {"file": named, "sha256": sha256_of(target)}  # the checksum agrees
+    (path / "model.json").write_text(json.dumps(card))
+
+    for read in (read_card, load_checkpoint):
+        with pytest.raises(CheckpointError, match="must be a plain file name inside") as caught:
+            read(path)
+        assert str(path) in str(caught.value) and repr(named) in str(caught.value)
