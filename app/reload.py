@@ -6,12 +6,14 @@ rename is atomic, so a rescan never sees half a version) and asks for a reload. 
 watch on purpose: a watcher fires on half-copied folders, and an explicit request gives the
 operator an answer (what was loaded, or why it was refused).
 
-A reload is all or nothing. Every new version is loaded onto every device and checked (sha256,
-shapes, configs) before anything changes; one broken version refuses the whole reload and the
-versions already loaded keep serving. Versions whose folder is gone are unloaded: new requests
-cannot name them any more, searches already accepted finish on them, and the pool frees their
-networks once none is left. A version never changes once published, so a loaded version is not
-read again.
+A reload is all or nothing, and it accepts exactly what a restart would. Every version in the
+store is verified as `serve` verifies it before it starts (`ModelEntry.verify`: every role, the
+discriminators a one-pass model does not serve included, sha256, shapes, configs), and every new
+version is loaded onto every device, before anything changes; one broken version refuses the
+whole reload and the versions already loaded keep serving. Versions whose folder is gone are
+unloaded: new requests cannot name them any more, searches already accepted finish on them, and
+the pool frees their networks once none is left. A version never changes once published, so a
+loaded version is not loaded again (its files are still verified: a restart would read them).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class PreparedReload:
 
 
 def prepare_reload(settings: Settings, current: ModelStore, served: Collection[str]) -> PreparedReload:
-    """Blocking (seconds per new version): rescan and load every version not in `served` onto every device.
+    """Blocking (seconds per version): rescan, verify every version as `serve` does, and load every version not
+    in `served` onto every device.
 
     Raises ReloadRefusedError with a message that names the version and what is wrong with it.
     """
@@ -59,6 +62,11 @@ def prepare_reload(settings: Settings, current: ModelStore, served: Collection[s
         store = ModelStore.discover(settings.model_store, settings.default_model)
     except (CheckpointError, UnknownModelError, OSError) as exc:
         raise ReloadRefusedError(f"the model store cannot be read: {exc}") from exc
+    for entry in store.entries():  # what `serve` verifies, so a reload never serves what a restart refuses
+        try:
+            entry.verify()
+        except CheckpointError as exc:
+            raise ReloadRefusedError(f"version {entry.key} cannot be served: {exc}") from exc
     added = tuple(entry for entry in store.entries() if entry.key not in served)
     keys = {entry.key for entry in store.entries()}
     removed = tuple(entry for entry in current.entries() if entry.key not in keys)

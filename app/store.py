@@ -80,6 +80,12 @@ class ModelEntry:
         served = tuple(role for role in kind_of(self.card).served if role in self._roles())
         return load_model(self.path, device, served)
 
+    def verify(self) -> None:
+        """Load every role once on the CPU (checksums, shapes, configs) and drop it, the discriminators a one-pass
+        model does not serve included: what `serve` checks before it starts and a reload before it changes
+        anything. Raises CheckpointError naming the folder."""
+        load_model(self.path, torch.device("cpu"))
+
     def _roles(self) -> set[str]:
         if "weights" in self.card:
             return set(self.card["weights"])
@@ -115,11 +121,10 @@ class ModelStore:
         return cls(entries, default_model)
 
     def verify(self) -> None:
-        """Load every role of every version once on the CPU (checksums, shapes, configs) and drop it, the
-        discriminators a one-pass model does not serve included: a folder is whole or refused. Raises
-        CheckpointError naming the folder."""
+        """`ModelEntry.verify` for every version: a folder is whole or refused. Raises CheckpointError naming
+        the folder."""
         for entry in self.entries():
-            load_model(entry.path, torch.device("cpu"))
+            entry.verify()
 
     def names(self) -> list[str]:
         """Every model name, sorted."""

@@ -253,6 +253,11 @@ def _weight_entries(card: dict[str, Any], path: Path) -> dict[str, dict[str, str
                 f"{path}/model.json names {entry['file']!r} as its {role} weights: a weights file must be a plain "
                 f"file name inside {path} (no folder, no '..', no absolute path): re-export the model"
             )
+        if entry["file"] != kind.roles[role]:
+            raise CheckpointError(
+                f"{path}/model.json names {entry['file']!r} as its {role} weights: a {kind.name} model's {role} "
+                f"weights are {kind.roles[role]}: re-export the model"
+            )
     missing = [role for role in kind.required if role not in weights]
     if missing:
         raise CheckpointError(

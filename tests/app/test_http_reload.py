@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from app.engine.batch import SearchBatch
+from app.store import ModelStore
 from tests.app.conftest import center_hole, damaged, encode, mask_png, serving
+from tests.app.glcic_store import save_tiny_glcic
 from tests.conftest import TINY
-from training.checkpoint import save_checkpoint, sha256_of
+from training.checkpoint import CheckpointError, save_checkpoint, sha256_of
 from training.networks import Discriminator, Generator
 
 
@@ -236,3 +238,34 @@ def test_a_reload_that_removes_the_default_model_is_refused(store: Path) -> None
         answer = http.post("/v1/models/reload")
         assert answer.status_code == 409 and "there is no model 'tiny'" in answer.json()["detail"]
         assert _serving_keys(http) == ["tiny:1"]
+
+
+def _restart_refuses(store: Path, fault: str) -> None:
+    """What `serve` checks before it starts refuses the store, for the same reason."""
+    with pytest.raises(CheckpointError, match=fault):
+        ModelStore.discover(store, "tiny").verify()
+
+
+def test_a_reload_refuses_what_a_restart_refuses(store: Path, faces: np.ndarray) -> None:
+    with serving(store) as http:
+        # a one-pass folder without the discriminator it does not serve: a restart refuses it, so must a reload
+        folder = save_tiny_glcic(store, version="1")
+        (folder / "local_discriminator.safetensors").unlink()
+        fault = f"{folder}/local_discriminator.safetensors is missing"
+        _restart_refuses(store, fault)
+
+        answer = http.post("/v1/models/reload")
+
+        assert answer.status_code == 409, answer.text
+        assert "version tiny-glcic:1 cannot be served" in answer.json()["detail"] and fault in answer.json()["detail"]
+        assert _serving_keys(http) == ["tiny:1"]
+        shutil.rmtree(folder)
+
+        # a served version whose file changed on disk: the next restart would exit 2, so the reload says so now
+        _drop_file(store / "tiny" / "1")
+        fault = "discriminator.safetensors is missing"
+        _restart_refuses(store, fault)
+        answer = http.post("/v1/models/reload")
+        assert answer.status_code == 409, answer.text
+        assert "version tiny:1 cannot be served" in answer.json()["detail"] and fault in answer.json()["detail"]
+        assert _complete(http, faces[7]).headers["X-Model"] == "tiny:1"  # the loaded networks keep serving

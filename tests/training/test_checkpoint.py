@@ -200,3 +200,20 @@ def test_a_card_cannot_name_weights_outside_its_folder(tmp_path: Path, tiny_conf
         with pytest.raises(CheckpointError, match="must be a plain file name inside") as caught:
             read(path)
         assert str(path) in str(caught.value) and repr(named) in str(caught.value)
+
+
+@pytest.mark.parametrize("role", ["generator", "discriminator"])
+def test_a_weights_file_has_the_name_its_kind_gives_the_role(
+    tmp_path: Path, tiny_config: NetworkConfig, role: str
+) -> None:
+    path, _ = _save(tmp_path, tiny_config)
+    renamed = path / "weights.safetensors"
+    (path / f"{role}.safetensors").rename(renamed)
+    card = json.loads((path / "model.json").read_text())
+    card["weights"][role]["file"] = renamed.name  # the checksum still agrees: only the name is wrong
+    (path / "model.json").write_text(json.dumps(card))
+
+    for read in (read_card, load_checkpoint):
+        with pytest.raises(CheckpointError, match=f"a search model's {role} weights are {role}.safetensors") as caught:
+            read(path)
+        assert str(path) in str(caught.value) and "'weights.safetensors'" in str(caught.value)
