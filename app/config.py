@@ -99,6 +99,18 @@ class Settings(BaseSettings):
     # false: no /docs, /redoc or /openapi.json on the public port
     docs_enabled: bool = True
 
+    # models trained on aligned face crops: with `region=auto` (their default) a photo's faces are found,
+    # framed as in training and completed one by one; a bare `faces` (or no model) picks among those of the
+    # same kind by each face's size
+    face_models: Annotated[tuple[str, ...], NoDecode] = ("faces", "faces-128", "faces-glcic")
+    # faces restored per request at most (the rest get the classical fill and are reported)
+    max_faces: int = Field(default=8, ge=1, le=64)
+    # a face's crop square smaller than this (photo pixels) is left to the classical fill
+    min_face_px: int = Field(default=32, ge=8)
+    # the encoder's best guess must explain a face's known pixels this well (mean |difference| in [-1, 1]
+    # units) for the box to count as a face; measured in docs/evaluation/faces-in-photos
+    face_error_limit: float = Field(default=0.3, gt=0)
+
     @field_validator("devices", mode="before")
     @classmethod
     def _parse_devices(cls, value: object) -> tuple[str, ...]:
@@ -116,6 +128,12 @@ class Settings(BaseSettings):
                     f"{origin!r} is not an origin: use scheme://host[:port] without a path, e.g. https://app.example.com"
                 )
         return origins
+
+    @field_validator("face_models", mode="before")
+    @classmethod
+    def _parse_face_models(cls, value: object) -> tuple[str, ...]:
+        parts = value if isinstance(value, list | tuple) else str(value).split(",")
+        return tuple(str(part).strip() for part in parts if str(part).strip())
 
     @field_validator("log_level", mode="before")
     @classmethod

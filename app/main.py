@@ -23,11 +23,13 @@ from app.api import complete, health, models
 from app.api.admission import BoundedExecutor, Door
 from app.api.auth import TokenMiddleware
 from app.api.deps import Services
+from app.api.faces import OUTCOMES as FACE_OUTCOMES
 from app.api.middleware import AdmissionMiddleware, RequestContextMiddleware, UploadLimitMiddleware
 from app.api.problems import REASONS, install_problem_handlers
 from app.config import Settings
 from app.engine.precision import deterministic_cuda
 from app.engine.precision import resolve as resolve_precision
+from app.faces.locate import FaceLocator
 from app.loading import load_runners
 from app.metrics import Metrics
 from app.pool import IterationPool
@@ -90,7 +92,15 @@ def start_services(settings: Settings, metrics: Metrics) -> Services:
     executor = BoundedExecutor(settings.postprocess_threads, backlog, thread_name_prefix="imgcomp-post")
     log.info("serving %s on %s", ", ".join(e.key for e in store.entries()), ", ".join(settings.devices))
     door = Door(backend, settings.queue_size)
-    return Services(settings=settings, store=store, backend=backend, executor=executor, metrics=metrics, door=door)
+    return Services(
+        settings=settings,
+        store=store,
+        backend=backend,
+        executor=executor,
+        metrics=metrics,
+        door=door,
+        locator=FaceLocator(),
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -102,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.rejections.labels(reason=reason)
     for outcome in OUTCOMES:
         metrics.model_reloads.labels(outcome=outcome)
+    for status in FACE_OUTCOMES:
+        metrics.faces.labels(outcome=status)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -92,6 +92,19 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.face_locate = Histogram(
+            "imgcomp_face_locate_seconds",
+            "Time to find the faces of one photo (detector on the upload and its pre-fill, landmarks).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.faces = Counter(
+            "imgcomp_faces",
+            "Faces found in photos with region=auto, by outcome: restored, or why not (too-small, not-a-face, "
+            "untouched, over-the-cap).",
+            ["outcome"],
+            registry=r,
+        )
         self.device_info = Gauge(
             "imgcomp_device_info", "Devices with a worker (value 1).", ["device", "name"], registry=r
         )

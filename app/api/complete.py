@@ -10,6 +10,7 @@ import asyncio
 import base64
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -18,7 +19,19 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from app.api.auth import require_token
-from app.api.deps import BackendDep, ExecutorDep, SettingsDep, StoreDep
+from app.api.deps import BackendDep, ExecutorDep, LocatorDep, MetricsDep, SettingsDep, StoreDep
+from app.api.faces import (
+    FaceReport,
+    Planned,
+    Region,
+    align_landmarks,
+    choose_framings,
+    complete_faces,
+    face_models,
+    locate,
+    parse_faces,
+    plan,
+)
 from app.api.problems import MEDIA_TYPE, Problem, problem_body
 from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image, in_upload_space
 from app.config import Settings
@@ -28,6 +41,7 @@ from app.engine.errors import EngineError, ParamsError
 from app.engine.kinds import make_job
 from app.engine.onepass import OnePassParams
 from app.engine.search import Init, SearchParams, SearchResult, params_for
+from app.faces.paste import FaceFill, paste_faces
 from app.scheduler import DeadlineExceeded
 from app.store import ModelEntry
 
@@ -43,6 +57,7 @@ class Timings(BaseModel):
     """Seconds spent in each stage of one request."""
 
     decode_s: float
+    locate_s: float  # finding the faces (region=auto with a face model; 0 otherwise)
     queue_s: float
     search_s: float
     encode_s: float
@@ -60,6 +75,11 @@ class Completion(BaseModel):
     loss: float
     timings: Timings
     request_id: str | None = None
+    region: Region = "whole"
+    faces: list[FaceReport] = []  # region=auto: every face found or given, and what became of it
+    # region=auto: `whole` when no face was restored (the whole-photo answer); `classical` for the hole's
+    # pixels outside every restored face; None with region=whole
+    fallback: Literal["whole", "classical"] | None = None
 
 
 def _problem_example(reason: str, detail: str) -> dict[str, Any]:
@@ -164,11 +184,6 @@ async def _await_search(request: Request, future: asyncio.Future[SearchResult], 
     raise TimeoutError
 
 
-def _prepare(image: bytes, mask: bytes | None, max_pixels: int, resolution: int) -> tuple[Upload, Prepared]:
-    upload = decode_upload(image, mask, max_pixels)
-    return upload, prepare(upload.model_image, upload.hole, resolution)
-
-
 def _finish(
     upload: Upload,
     generated: Any,
@@ -178,6 +193,19 @@ def _finish(
 ) -> bytes:
     fill = in_upload_space(upload, generated)
     restored: np.ndarray = finish(upload.image, upload.hole, fill, blend=blend, edge=edge)
+    return encode_image(restored, output_format, upload.icc_profile)
+
+
+def _finish_faces(
+    upload: Upload,
+    faces: list[FaceFill],
+    blend: Literal["poisson", "none"],
+    edge: EdgeFill | None,
+    output_format: OutputFormat,
+) -> bytes:
+    in_space = [FaceFill(in_upload_space(upload, face.generated), face.framing) for face in faces]
+    method = edge.method if edge is not None else "telea"
+    restored = paste_faces(upload.image, upload.hole, in_space, method, edge, blend)
     return encode_image(restored, output_format, upload.icc_profile)
 
 
@@ -192,6 +220,15 @@ def _headers(
         "X-Search-Seconds": f"{result.seconds:.4f}",
         "X-Total-Seconds": f"{timings.total_s:.4f}",
         "Server-Timing": stages,
+    }
+
+
+def _face_headers(planned: list[Planned]) -> dict[str, str]:
+    restored = [item for item in planned if item.report.status == "restored"]
+    return {
+        "X-Faces-Found": str(len(planned)),
+        "X-Faces": str(len(restored)),
+        "X-Face-Models": ",".join(item.report.model or "" for item in restored),
     }
 
 
@@ -212,6 +249,8 @@ async def complete(
     store: StoreDep,
     backend: BackendDep,
     executor: ExecutorDep,
+    locator: LocatorDep,
+    metrics: MetricsDep,
     image: Annotated[
         UploadFile,
         File(description="The photo: PNG, JPEG or WebP. Transparent pixels mark the hole when no `mask` is sent."),
@@ -262,24 +301,95 @@ async def complete(
         float | None,
         Form(gt=0, description="Seconds after which the search is abandoned with 504 (at most the server's limit)."),
     ] = None,
+    region: Annotated[
+        Region | None,
+        Form(
+            description="`auto` (the default for face models): find each face the hole touches, complete it in the "
+            "framing the model was trained on (a bare `faces`, or no model, picks `faces` or `faces-128` by the "
+            "face's size) and fill the rest of the hole classically; with no face found, the whole-photo answer. "
+            "`whole`: the whole photo brought to the model's resolution. Other models: `whole` only."
+        ),
+    ] = None,
+    faces: Annotated[
+        str | None,
+        Form(
+            description="Face boxes `x,y,w,h;x,y,w,h` in photo pixels, for faces the locator misses "
+            "(region=auto; replaces the locator's boxes).",
+            examples=["120,80,96,96"],
+        ),
+    ] = None,
 ) -> Response:
     started = time.perf_counter()
     entry: ModelEntry = store.resolve(model)
     request.state.model = entry.name
     params = _params(settings, entry, init, iterations, restarts, seed)
     limit = _check_timeout(settings, timeout)
+    family = face_models(settings, store, model, entry) if region != "whole" else None
+    if region == "auto" and family is None:
+        raise Problem(
+            "invalid-parameter",
+            f"region=auto needs a face model ({', '.join(settings.face_models)}); {entry.key} completes "
+            "whole photos: leave region out or send region=whole",
+        )
+    if faces is not None and family is None:
+        raise Problem("invalid-parameter", "faces= needs region=auto and a face model: leave it out, or pick one")
     image_data = await image.read()
     mask_data = await mask.read() if mask is not None else None
-
-    upload, prepared = await asyncio.wrap_future(
-        executor.submit(_prepare, image_data, mask_data, settings.max_image_pixels, entry.resolution)
+    upload: Upload = await asyncio.wrap_future(
+        executor.submit(decode_upload, image_data, mask_data, settings.max_image_pixels)
     )
     decoded = time.perf_counter()
-    remaining = max(limit - (decoded - started), 0.0)
-    future = backend.submit(entry.key, make_job(prepared.target, prepared.hole, params), timeout=remaining)
-    request.state.admission.release()  # its queue place is now the pool's to count
+    planned: list[Planned] = []
+    if family:
+        given = parse_faces(faces, upload.hole.shape, settings.max_faces)
+        found = await asyncio.wrap_future(executor.submit(locate, locator, upload.model_image, upload.hole, given))
+        planned = plan(settings, found, upload.hole, family)
+    located = time.perf_counter()
+    if family is not None:
+        metrics.face_locate.observe(located - decoded)
+
+    def run(fn: Any, *args: Any) -> Awaitable[Any]:
+        return asyncio.wrap_future(executor.submit(fn, *args))
+
+    async def search(key: str, job: Any) -> SearchResult:
+        remaining = max(limit - (time.perf_counter() - started), 0.0)
+        future = backend.submit(key, job, timeout=remaining)
+        request.state.admission.release()  # its queue place is now the pool's to count
+        return await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
+
+    edge_method = edge_fill(edge)
     try:
-        result = await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
+        if any(item.model is not None for item in planned):
+            # where every face's model has an encoder, the framing is searched by the encoder's guess first
+            if all(store.resolve(item.model.key).has_encoder for item in planned if item.model is not None):
+                await choose_framings(planned, upload.model_image, upload.hole, run, search, settings.face_error_limit)
+            else:
+                await run(align_landmarks, upload.model_image, upload.hole, planned)
+
+        def face_params(sized: Any) -> SearchParams | OnePassParams:
+            return _params(settings, store.resolve(sized.key), init, iterations, restarts, seed)
+
+        fills, results = await complete_faces(planned, search, face_params)
+        if fills:
+            searched = time.perf_counter()
+            finishing = asyncio.wrap_future(
+                executor.submit(_finish_faces, upload, fills, blend, edge_method, output_format)
+            )
+            result = SearchResult(
+                generated=results[0].generated,
+                loss=float(np.mean([r.loss for r in results])),
+                iterations=max(r.iterations for r in results),
+                seconds=max(r.seconds for r in results),
+            )
+        else:
+            prepared: Prepared = await asyncio.wrap_future(
+                executor.submit(prepare, upload.model_image, upload.hole, entry.resolution)
+            )
+            result = await search(entry.key, make_job(prepared.target, prepared.hole, params))
+            searched = time.perf_counter()
+            finishing = asyncio.wrap_future(
+                executor.submit(_finish, upload, result.generated, blend, edge_method, output_format)
+            )
     except (DeadlineExceeded, TimeoutError):
         raise Problem(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"
@@ -291,12 +401,10 @@ async def complete(
         raise Problem(
             "internal-error", "the search failed on its device: retry, and report the request_id if it persists"
         ) from None
-    searched = time.perf_counter()
+    for item in planned:
+        metrics.faces.labels(outcome=item.report.status).inc()
     # blending and encoding answer within the same deadline; a thread cannot be stopped, so one past it
     # finishes in the background while the client already has its 504
-    finishing = asyncio.wrap_future(
-        executor.submit(_finish, upload, result.generated, blend, edge_fill(edge), output_format)
-    )
     try:
         body = await asyncio.wait_for(finishing, max(limit - (searched - started), 0.0))
     except TimeoutError:
@@ -307,12 +415,16 @@ async def complete(
 
     timings = Timings(
         decode_s=decoded - started,
-        queue_s=max(0.0, searched - decoded - result.seconds),
+        locate_s=located - decoded,
+        queue_s=max(0.0, searched - located - result.seconds),
         search_s=result.seconds,
         encode_s=done - searched,
         total_s=done - started,
     )
     headers = _headers(entry, params, result, timings)
+    restored = bool(fills)
+    if family is not None:
+        headers.update(_face_headers(planned))
     if _wants_json(request):
         answer = Completion(
             image=base64.b64encode(body).decode("ascii"),
@@ -323,6 +435,9 @@ async def complete(
             loss=result.loss,
             timings=timings,
             request_id=getattr(request.state, "request_id", None),
+            region="auto" if family is not None else "whole",
+            faces=[item.report for item in planned],
+            fallback=None if family is None else ("classical" if restored else "whole"),
         )
         return JSONResponse(answer.model_dump(), headers=headers)
     return Response(body, media_type=MEDIA_TYPES[output_format], headers=headers)

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 
 from app.api.admission import BoundedExecutor, Door
 from app.config import Settings
+from app.faces.locate import FaceLocator
 from app.metrics import Metrics
 from app.pool import SearchBackend
 from app.store import ModelStore
@@ -29,6 +30,7 @@ class Services:
     executor: BoundedExecutor  # decode / prepare / blend / encode, off the loop and off the device threads
     metrics: Metrics
     door: Door  # admits completions before their body is read
+    locator: FaceLocator  # finds faces in photos (region=auto)
     reloading: asyncio.Lock = field(default_factory=asyncio.Lock)  # one model reload at a time
 
     def stop(self) -> None:
@@ -57,6 +59,10 @@ def get_executor(request: Request) -> BoundedExecutor:
     return get_services(request).executor
 
 
+def get_locator(request: Request) -> FaceLocator:
+    return get_services(request).locator
+
+
 def get_metrics(request: Request) -> Metrics:
     return get_services(request).metrics
 
@@ -67,3 +73,4 @@ StoreDep = Annotated[ModelStore, Depends(get_store)]
 BackendDep = Annotated[SearchBackend, Depends(get_backend)]
 ExecutorDep = Annotated[BoundedExecutor, Depends(get_executor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+LocatorDep = Annotated[FaceLocator, Depends(get_locator)]

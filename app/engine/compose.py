@@ -85,7 +85,7 @@ def _working_size(shape: tuple[int, int], scale: float) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _blend(image: np.ndarray, hole: np.ndarray, fill: np.ndarray, max_side: int) -> np.ndarray:
+def blend_into(image: np.ndarray, hole: np.ndarray, fill: np.ndarray, max_side: int) -> np.ndarray:
     """Poisson-blend `fill` into the photo, solved on at most `max_side` pixels a side.
 
     The blend adds a harmonic correction (smooth by construction) to the fill;
@@ -106,7 +106,7 @@ def _blend(image: np.ndarray, hole: np.ndarray, fill: np.ndarray, max_side: int)
     return fill
 
 
-def _hole_box(hole: np.ndarray) -> tuple[slice, slice]:
+def hole_box(hole: np.ndarray) -> tuple[slice, slice]:
     """The hole's bounding box grown by EDGE_MARGIN: all the edge fill and the composition need to see."""
     rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
     height, width = hole.shape
@@ -138,6 +138,23 @@ def _edge_fill(image: np.ndarray, hole: np.ndarray, band: np.ndarray, deep: np.n
     return _resize(small, (hole.shape[1], hole.shape[0]))
 
 
+def inpaint_bounded(image: np.ndarray, hole: np.ndarray, method: str) -> np.ndarray:
+    """(H, W, 3) uint8: the classical fill `method` of the whole hole, made at most MAX_EDGE_PIXELS large."""
+    inpaint = INPAINTS[method]
+    if hole.size <= MAX_EDGE_PIXELS:
+        return inpaint(image, hole)
+    size = _working_size(hole.shape, math.sqrt(MAX_EDGE_PIXELS / hole.size))
+    small_hole = _resize(hole.astype(np.float32), size) > 0
+    small = inpaint(_resize(image, size), small_hole).astype(np.float32)
+    out = image.copy()
+    np.copyto(
+        out,
+        np.clip(np.rint(_resize(small, (hole.shape[1], hole.shape[0]))), 0, 255).astype(np.uint8),
+        where=hole[..., None],
+    )
+    return out
+
+
 def blended_fill(
     image: np.ndarray,
     hole: np.ndarray,
@@ -158,7 +175,7 @@ def blended_fill(
     shrink = height < small.shape[0] or width < small.shape[1]
     crop = cv2.resize(small, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
     if blend == "poisson":
-        crop = _blend(crop_image, crop_hole, crop, max_blend_side)
+        crop = blend_into(crop_image, crop_hole, crop, max_blend_side)
     if window is WHOLE:
         return crop
     fill = np.zeros((*hole.shape, 3), dtype=np.float32)  # outside the window: the classical fill's, see compose
@@ -178,23 +195,23 @@ def compose(
     pixel = model_pixel(hole[window].shape, resolution)
     seen = np.zeros(hole.shape, dtype=bool)
     seen[window] = hole[window]
-    box = _hole_box(hole)  # every hole pixel, its nearest known pixels and the inpainting radius around it
-    image_box, hole_box, seen_box = image[box], hole[box], seen[box]
+    box = hole_box(hole)  # every hole pixel, its nearest known pixels and the inpainting radius around it
+    image_box, hole_in_box, seen_box = image[box], hole[box], seen[box]
     fill_box = fill[box].copy()
     if edge is None:
         weight = seen_box.astype(np.float32)
     else:  # the window's border counts as an edge too, so the classical fill outside it joins without a seam
         weight = generator_weight(seen_box, pixel, edge)
-    band = hole_box & (weight < 1.0)
+    band = hole_in_box & (weight < 1.0)
     if band.any():
-        classical = _edge_fill(image_box, hole_box, band, fill_box, edge or EDGE_FILL)
+        classical = _edge_fill(image_box, hole_in_box, band, fill_box, edge or EDGE_FILL)
         ys, xs = np.nonzero(band)
         share = weight[ys, xs][:, None]
         fill_box[ys, xs] = share * fill_box[ys, xs] + (1.0 - share) * classical[ys, xs]
     out = image.copy()
     np.rint(fill_box, out=fill_box)
     np.clip(fill_box, 0, 255, out=fill_box)
-    np.copyto(out[box], fill_box.astype(np.uint8), where=hole_box[..., None])
+    np.copyto(out[box], fill_box.astype(np.uint8), where=hole_in_box[..., None])
     return out
 
 

@@ -95,7 +95,7 @@ def test_json_answer(client: httpx.Client, faces: np.ndarray) -> None:
     body = response.json()
     assert body["model"] == "tiny:1" and body["format"] == "png"
     assert 1 <= body["iterations"] <= 4 and np.isfinite(body["loss"])
-    assert set(body["timings"]) == {"decode_s", "queue_s", "search_s", "encode_s", "total_s"}
+    assert set(body["timings"]) == {"decode_s", "locate_s", "queue_s", "search_s", "encode_s", "total_s"}
     assert body["request_id"] == response.headers["x-request-id"]
     out = decode(base64.b64decode(body["image"]))
     np.testing.assert_array_equal(out[~hole], upload[~hole])

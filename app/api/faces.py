@@ -1,0 +1,204 @@
+"""`region=auto`: the faces of a photo completed one by one in the framing their model was trained on.
+
+The route orders the stages; each is a function on arrays in `app.faces`. Locating runs
+in the thread pool; the framings of every face are scored by the encoder's guess in one
+round of one-step jobs, and the chosen framings searched in a second round, both through
+the pool, which batches them with everyone else's searches. The answer waits for all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from app.api.problems import Problem
+from app.config import Settings
+from app.engine.kinds import make_job
+from app.engine.onepass import OnePassParams
+from app.engine.search import SearchParams, SearchResult, params_for
+from app.faces.align import Aligned, Framing, from_landmarks, warp_in
+from app.faces.locate import Box, Face, FaceLocator
+from app.faces.paste import FaceFill
+from app.faces.plan import Sized, around, known_error, landmarks_plausible, pick_model, stages, touched
+from app.store import ModelEntry, ModelStore
+
+Region = Literal["auto", "whole"]
+Status = Literal["restored", "too-small", "not-a-face", "untouched", "over-the-cap", "no-context"]
+OUTCOMES: tuple[Status, ...] = ("restored", "too-small", "not-a-face", "untouched", "over-the-cap", "no-context")
+_BOX = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*$")
+# the encoder's one-pass guess: how well a framing's guess explains the known pixels scores the framing
+_GUESS = params_for(True, "encoder", iterations=0, restarts=1)
+
+Submit = Callable[[str, object], Awaitable[SearchResult]]
+
+
+class FaceReport(BaseModel):
+    """One face the service found or was given, and what it did with it."""
+
+    box: list[int]  # x, y, width, height in photo pixels
+    source: Literal["detected", "given"]
+    status: Status
+    model: str | None = None  # the model version that completed it, when restored
+    side: float  # the face's crop square side in photo pixels (the size its model saw)
+    known_error: float | None = None  # the chosen framing's guess on the known pixels (mean |diff|, [-1, 1] units)
+
+
+def parse_faces(value: str | None, shape: tuple[int, int], cap: int) -> list[Box] | None:
+    """`x,y,w,h;x,y,w,h` in photo pixels; a box of no size, outside the photo, or more boxes than `cap` is a 422."""
+    if value is None or not value.strip():
+        return None
+    height, width = shape
+    boxes = []
+    for part in filter(str.strip, value.split(";")):
+        match = _BOX.match(part)
+        if match is None:
+            raise Problem("invalid-parameter", f"faces: {part.strip()!r} is not x,y,w,h in whole pixels")
+        x, y, w, h = map(int, match.groups())
+        if w == 0 or h == 0:
+            raise Problem("invalid-parameter", f"faces: the box {x},{y},{w},{h} has no size: give a width and height")
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            raise Problem(
+                "invalid-parameter",
+                f"faces: the box {x},{y},{w},{h} lies outside the {width}x{height} photo: give boxes on the photo",
+            )
+        boxes.append(Box(x, y, w, h))
+    if len(boxes) > cap:
+        raise Problem("invalid-parameter", f"faces: {len(boxes)} boxes, over the server's {cap}: send at most {cap}")
+    return boxes
+
+
+def face_models(settings: Settings, store: ModelStore, spec: str | None, entry: ModelEntry) -> list[Sized] | None:
+    """The models a face may be completed with: the named version alone, or, for a bare face model's name (or
+    none), the latest version of each face model of the same kind; None when the model knows no faces."""
+    name = (spec or store.default_model).partition(":")[0]
+    if name not in settings.face_models:
+        return None
+    if ":" in (spec or store.default_model):
+        return [Sized(entry.key, entry.resolution)]
+    family = []
+    for other in settings.face_models:
+        if other in store.names():
+            latest = store.resolve(other)
+            if latest.kind == entry.kind:
+                family.append(Sized(latest.key, latest.resolution))
+    return family
+
+
+def locate(locator: FaceLocator, image: np.ndarray, hole: np.ndarray, given: list[Box] | None) -> list[Face]:
+    return locator.given(image, hole, given) if given is not None else locator.detect(image, hole)
+
+
+@dataclass
+class Planned:
+    """A face on its way: its report, and for one to restore its model and framings."""
+
+    face: Face
+    report: FaceReport
+    model: Sized | None = None
+    framings: list[Framing] = field(default_factory=list)
+    aligned: list[Aligned] = field(default_factory=list)
+
+
+def plan(settings: Settings, faces: list[Face], hole: np.ndarray, models: list[Sized]) -> list[Planned]:
+    """Each face's fate before any search: too small, implausible, untouched by the hole, over the cap, or to do."""
+    planned = []
+    chosen = 0
+    for face in faces:
+        plausible = landmarks_plausible(face)
+        framing = from_landmarks(face.landmarks) if plausible or face.source == "detected" else _box_framing(face.box)
+        report = FaceReport(box=face.box.as_list(), source=face.source, status="restored", side=round(framing.side, 1))
+        item = Planned(face, report)
+        planned.append(item)
+        least = max(4, math.ceil((framing.side / 64) ** 2))  # one pixel of the 64x64 model
+        if framing.side < settings.min_face_px:
+            report.status = "too-small"
+        elif not plausible and face.source == "detected":
+            report.status = "not-a-face"
+        elif not touched(framing, hole, least):
+            report.status = "untouched"
+        elif chosen >= settings.max_faces:
+            report.status = "over-the-cap"
+        else:
+            chosen += 1
+            item.model = pick_model(framing.side, models)
+            item.framings = [framing]
+    return planned
+
+
+def _box_framing(box: Box) -> Framing:
+    """A caller's box taken as the training crop's square, for a box where the landmarks make no face."""
+    scale = 200.0 / max(box.w, box.h)
+    return Framing(np.array([[scale, 0.0, -scale * box.x], [0.0, scale, -scale * box.y]]))
+
+
+Run = Callable[..., Awaitable[Any]]
+
+
+async def choose_framings(
+    planned: list[Planned], image: np.ndarray, hole: np.ndarray, run: Run, submit: Submit, error_limit: float
+) -> None:
+    """Search each face's framing in stages (`app.faces.plan.stages`), scoring every candidate by how well the
+    encoder's one-pass guess explains its known pixels; keep the best; refuse a box that no framing makes a face of.
+    The faces' stages run side by side, so each stage is one round of one-step jobs in the pool."""
+    todo = [(item, item.model, stages(item.face, hole)) for item in planned if item.model is not None]
+    for stage in range(max((len(s) for _, _, s in todo), default=0)):
+        now = [(item, model, around(item.framings[0], s[stage])) for item, model, s in todo if stage < len(s)]
+        aligned = await run(_warp_all, image, hole, [(framings, model.resolution) for _, model, framings in now])
+        jobs = [
+            submit(model.key, make_job(a.target, a.hole, _GUESS))
+            for (_, model, _), face_aligned in zip(now, aligned, strict=True)
+            for a in face_aligned
+        ]
+        results = iter(await asyncio.gather(*jobs))
+        for (item, _, framings), face_aligned in zip(now, aligned, strict=True):
+            errors = [
+                known_error(next(results).generated, a.target, a.hole) if not bool(a.hole.all()) else math.inf
+                for a in face_aligned
+            ]
+            best = int(np.argmin(errors))
+            item.framings, item.aligned = [framings[best]], [face_aligned[best]]
+            item.report.known_error = round(errors[best], 4) if math.isfinite(errors[best]) else None
+            item.report.side = round(framings[best].side, 1)
+    for item, _, _ in todo:
+        error = item.report.known_error
+        if error is None:
+            item.report.status, item.model = "no-context", None
+        elif error > error_limit:
+            item.report.status, item.model = "not-a-face", None
+
+
+def _warp_all(image: np.ndarray, hole: np.ndarray, faces: list[tuple[list[Framing], int]]) -> list[list[Aligned]]:
+    return [[warp_in(image, hole, framing, resolution) for framing in framings] for framings, resolution in faces]
+
+
+def align_landmarks(image: np.ndarray, hole: np.ndarray, planned: list[Planned]) -> None:
+    """Each face at its landmarks' framing, for models without an encoder to score framings with."""
+    for item in planned:
+        if item.model is None:
+            continue
+        item.aligned = [warp_in(image, hole, item.framings[0], item.model.resolution)]
+        if bool(item.aligned[0].hole.all()):
+            item.report.status, item.model = "no-context", None
+
+
+async def complete_faces(
+    planned: list[Planned], submit: Submit, params: Callable[[Sized], SearchParams | OnePassParams]
+) -> tuple[list[FaceFill], list[SearchResult]]:
+    """The search of every face still to restore, all submitted at once."""
+    todo = [(item, item.model) for item in planned if item.model is not None]
+    jobs = [
+        submit(model.key, make_job(item.aligned[0].target, item.aligned[0].hole, params(model))) for item, model in todo
+    ]
+    results = await asyncio.gather(*jobs)
+    fills = []
+    for (item, model), result in zip(todo, results, strict=True):
+        item.report.model = model.key
+        fills.append(FaceFill(result.generated, item.framings[0]))
+    return fills, list(results)

@@ -1,0 +1,166 @@
+"""Where the faces are: dlib's HOG detector and its 5-point landmarks, run on the damaged photo and its pre-fills.
+
+dlib's HOG detector (the `dlib-bin` wheel) ships its weights inside the library and
+found all six faces of a group photo with no false box, where scikit-image's LBP
+cascade added five false ones; the 5-point landmark model ships in the
+`face-recognition-models` package (public domain; its 68-point model's training
+data forbids commercial use, so it is not used). Nothing is downloaded at run time.
+
+The face that needs restoring is the damaged one, and damage hides what the
+detector looks for: HOG runs on the upload as sent and on a Telea pre-fill of
+its hole. Where no face it finds meets the hole, dlib's CNN face detector (MMOD,
+shipped in the same package), which still finds a face with its eyes blocked
+where HOG does not, searches the pre-filled neighbourhood of the hole; it costs
+about a second on two cores, so it runs only there and only then. One box per face.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import dlib
+import numpy as np
+
+from app.engine.inpaint import telea
+
+Source = Literal["detected", "given"]
+# the 5-point model's parts: two corners of each eye, then the base of the nose
+_EYE_A, _EYE_B, _NOSE = (0, 1), (2, 3), 4
+# the detector's working side: a larger photo is searched at this size (its faces are large enough there)
+MAX_DETECT_SIDE = 1024
+# the CNN detector's working side around a hole: its cost grows with the pixels it scans (~1 s at 400x400 on 2 cores)
+MAX_CNN_SIDE = 400
+# two boxes of one face overlap at least this much (intersection over union)
+SAME_FACE_IOU = 0.3
+_AREA = cv2.INTER_AREA
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in photo pixels: left, top, width, height."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def iou(self, other: Box) -> float:
+        left, top = max(self.x, other.x), max(self.y, other.y)
+        right, bottom = min(self.x + self.w, other.x + other.w), min(self.y + self.h, other.y + other.h)
+        inter = max(0, right - left) * max(0, bottom - top)
+        union = self.w * self.h + other.w * other.h - inter
+        return inter / union if union else 0.0
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face's box and its landmarks: left eye centre, right eye centre, nose base, as (3, 2) photo (x, y)."""
+
+    box: Box
+    landmarks: np.ndarray
+    source: Source
+    score: float  # the detector's confidence; 0 for a box the caller gave
+
+
+def _model_path(name: str) -> Path:
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the face-recognition-models package is missing: pip install face-recognition-models")
+    # read by path: the package's __init__ imports pkg_resources, which current setuptools no longer has
+    return Path(spec.origin).parent / "models" / name
+
+
+def _meets(box: Box, hole: np.ndarray) -> bool:
+    return bool(hole[max(0, box.y) : box.y + box.h, max(0, box.x) : box.x + box.w].any())
+
+
+class FaceLocator:
+    """dlib's detector and landmark model, one pair per thread (dlib's objects are not shared across threads)."""
+
+    def __init__(self, upsample: int = 1) -> None:
+        self.upsample = upsample
+        self._path = str(_model_path("shape_predictor_5_face_landmarks.dat"))
+        self._cnn_path = str(_model_path("mmod_human_face_detector.dat"))
+        self._local = threading.local()
+        self._models()  # load once now: a missing file fails at start-up, not on a request
+
+    def _models(self) -> tuple[dlib.fhog_object_detector, dlib.shape_predictor]:
+        if not hasattr(self._local, "models"):
+            self._local.models = (dlib.get_frontal_face_detector(), dlib.shape_predictor(self._path))
+        models: tuple[dlib.fhog_object_detector, dlib.shape_predictor] = self._local.models
+        return models
+
+    def _cnn(self) -> dlib.cnn_face_detection_model_v1:
+        if not hasattr(self._local, "cnn"):
+            self._local.cnn = dlib.cnn_face_detection_model_v1(self._cnn_path)
+        return self._local.cnn
+
+    def _near_hole(self, prefilled: np.ndarray, hole: np.ndarray) -> list[tuple[Box, float]]:
+        """The CNN detector on the pre-filled photo around the hole (its box grown by its size each way)."""
+        rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+        grow = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+        top, left = max(0, rows[0] - grow), max(0, cols[0] - grow)
+        bottom, right = min(hole.shape[0], rows[-1] + 1 + grow), min(hole.shape[1], cols[-1] + 1 + grow)
+        crop = prefilled[top:bottom, left:right]
+        scale = min(1.0, MAX_CNN_SIDE / max(crop.shape[:2]))
+        small = crop if scale == 1.0 else cv2.resize(crop, None, fx=scale, fy=scale, interpolation=_AREA)
+        found = []
+        for detection in self._cnn()(np.ascontiguousarray(small), 0):
+            rect = detection.rect
+            box = Box(
+                left + round(rect.left() / scale),
+                top + round(rect.top() / scale),
+                round(rect.width() / scale),
+                round(rect.height() / scale),
+            )
+            found.append((box, float(detection.confidence)))
+        return found
+
+    def detect(self, image: np.ndarray, hole: np.ndarray) -> list[Face]:
+        """Every face found on the damaged photo or its Telea pre-fill, one box per face, best first."""
+        detector, _ = self._models()
+        prefilled = telea(image, hole) if hole.any() else image
+        scale = min(1.0, MAX_DETECT_SIDE / max(image.shape[:2]))
+        found: list[tuple[Box, float]] = []
+        for variant in (image, prefilled) if hole.any() else (image,):
+            small = (
+                variant if scale == 1.0 else cv2.resize(variant, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            )
+            rects, scores, _ = detector.run(np.ascontiguousarray(small), self.upsample, 0.0)
+            for rect, score in zip(rects, scores, strict=True):
+                box = Box(
+                    round(rect.left() / scale),
+                    round(rect.top() / scale),
+                    round(rect.width() / scale),
+                    round(rect.height() / scale),
+                )
+                found.append((box, float(score)))
+        if hole.any() and not any(_meets(box, hole) for box, _ in found):
+            found += self._near_hole(prefilled, hole)
+        kept: list[tuple[Box, float]] = []
+        for box, score in sorted(found, key=lambda item: -item[1]):
+            if all(box.iou(other) < SAME_FACE_IOU for other, _ in kept):
+                kept.append((box, score))
+        return [Face(box, self.landmarks(prefilled, box), "detected", score) for box, score in kept]
+
+    def given(self, image: np.ndarray, hole: np.ndarray, boxes: list[Box]) -> list[Face]:
+        """The caller's boxes, with landmarks found inside each on the Telea pre-fill."""
+        prefilled = telea(image, hole) if hole.any() else image
+        return [Face(box, self.landmarks(prefilled, box), "given", 0.0) for box in boxes]
+
+    def landmarks(self, image: np.ndarray, box: Box) -> np.ndarray:
+        """(3, 2): the left and right eye centres (as seen in the photo) and the nose base."""
+        _, predictor = self._models()
+        rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
+        shape = predictor(np.ascontiguousarray(image), rect)
+        points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
+        eyes = sorted((points[list(_EYE_A)].mean(axis=0), points[list(_EYE_B)].mean(axis=0)), key=lambda p: p[0])
+        return np.stack([eyes[0], eyes[1], points[_NOSE]])
