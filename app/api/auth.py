@@ -2,6 +2,8 @@
 
 One optional shared token (`IMGCOMP_API_TOKEN`) is what a single-team deployment
 needs; anything richer (per-user keys, OAuth) belongs in the gateway in front.
+Completions are open while no token is set (loopback, or a gateway that
+authenticates); the routes that change the server (model reload) are closed then.
 
 The check runs twice. `TokenMiddleware` runs a protected route's guard on the request's
 headers alone, in front of the upload limits and the admission door: a request without
@@ -48,8 +50,19 @@ def require_token(request: Request, settings: SettingsDep) -> None:
         )
 
 
+def require_admin_token(request: Request, settings: SettingsDep) -> None:
+    """For the routes that change the server: closed (403) while no token is configured, else `require_token`."""
+    if settings.api_token is None:
+        raise Problem(
+            "forbidden",
+            f"{request.method} {request.url.path} is refused while the server has no API token: set "
+            "IMGCOMP_API_TOKEN on the server and send it as `Authorization: Bearer <token>`",
+        )
+    require_token(request, settings)
+
+
 # the route dependencies TokenMiddleware runs ahead of the body; each needs only the headers and the settings
-GUARDS: tuple[Guard, ...] = (require_token,)
+GUARDS: tuple[Guard, ...] = (require_token, require_admin_token)
 
 
 def _guards_of(dependant: Dependant) -> list[Guard]:
@@ -89,7 +102,7 @@ def guarded_routes(routes: Sequence[BaseRoute]) -> list[GuardedRoute]:
 
 
 class TokenMiddleware:
-    """Answers a guarded route's refusal (401 problem+json) from the headers alone, before the body is read.
+    """Answers a guarded route's refusal (401 or 403 problem+json) from the headers alone, before the body is read.
 
     Sits outside the upload limits and the admission door, so a client without the token neither
     holds a queue place nor makes the server read its upload. The refusal closes the connection:

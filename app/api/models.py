@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from app.api.auth import require_token
+from app.api.auth import require_admin_token
 from app.api.deps import BackendDep, ServicesDep, StoreDep
 from app.api.problems import MEDIA_TYPE, Problem, problem_body
 from app.reload import ReloadRefusedError, prepare_reload, publish_model_info
@@ -100,8 +100,20 @@ class ReloadAnswer(BaseModel):
     "/reload",
     response_model=ReloadAnswer,
     summary="Rescan the model store: serve new versions, unload removed ones, without a restart",
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_admin_token)],
     responses={
+        403: {
+            "description": "The server has no API token (IMGCOMP_API_TOKEN): reloading is turned off",
+            "content": {
+                MEDIA_TYPE: {
+                    "example": problem_body(
+                        "forbidden",
+                        "POST /v1/models/reload is refused while the server has no API token: set "
+                        "IMGCOMP_API_TOKEN on the server and send it as `Authorization: Bearer <token>`",
+                    )
+                }
+            },
+        },
         409: {
             "content": {
                 MEDIA_TYPE: {
@@ -113,11 +125,13 @@ class ReloadAnswer(BaseModel):
                     )
                 }
             }
-        }
+        },
     },
 )
 async def reload_models(services: ServicesDep) -> ReloadAnswer:
-    """A name resolves to its newest version from the answer on; searches already accepted finish on theirs."""
+    """A name resolves to its newest version from the answer on; searches already accepted finish on theirs.
+
+    Needs the API token; refused (403) while the server has none, so a deployment is closed by default."""
     async with services.reloading:
         current, backend, metrics = services.store, services.backend, services.metrics
         serving = ", ".join(entry.key for entry in current.entries())

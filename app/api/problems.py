@@ -45,6 +45,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "invalid-parameter": (422, "Invalid parameter"),
     "malformed-body": (400, "Malformed request body"),
     "unauthorized": (401, "Missing or wrong API token"),
+    "forbidden": (403, "Forbidden"),
     "queue-full": (503, "Server busy"),
     "shutting-down": (503, "Server shutting down"),
     "timeout": (504, "Search timed out"),

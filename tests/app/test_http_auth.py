@@ -149,10 +149,11 @@ def test_a_request_without_the_token_is_refused_from_its_headers_and_takes_no_qu
 
 
 def test_the_middleware_guards_every_route_that_depends_on_a_guard(make_settings: Callable[..., Settings]) -> None:
-    from app.api.auth import guarded_routes, require_token  # here, so the module imports on the code before it
+    # imported here, so that the module's other tests run on code without these names
+    from app.api.auth import guarded_routes, require_admin_token, require_token
 
     routes = guarded_routes(create_app(make_settings()).routes)
     assert {(route.path, route.methods, route.guards) for route in routes} == {
         ("/complete", frozenset({"POST"}), (require_token,)),
-        ("/v1/models/reload", frozenset({"POST"}), (require_token,)),
+        ("/v1/models/reload", frozenset({"POST"}), (require_admin_token,)),
     }

@@ -151,7 +151,8 @@ def test_a_glcic_version_is_served_after_a_reload_and_a_broken_one_refused(
 ) -> None:
     store = make_tiny_store(("tiny",))
     hole = center_hole(64, 64)
-    with serving(store) as client:
+    with serving(store, api_token="glcic-token") as client:  # reloading needs a token
+        client.headers["Authorization"] = "Bearer glcic-token"
         unknown = _post(client, faces[506], hole, model="tiny-glcic")
         assert unknown.status_code == 422 and "there is no model 'tiny-glcic'" in unknown.json()["detail"]
         save_tiny_glcic(store, version="1")

@@ -1,4 +1,7 @@
-"""`POST /v1/models/reload` on a real server: new versions, broken ones, and searches in flight meanwhile."""
+"""`POST /v1/models/reload` on a real server: new versions, broken ones, and searches in flight meanwhile.
+
+Reloading needs the API token (and is refused while the server has none), so these servers have one
+and their clients send it."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,6 +27,16 @@ from tests.app.glcic_store import save_tiny_glcic
 from tests.conftest import TINY
 from training.checkpoint import CheckpointError, save_checkpoint, sha256_of
 from training.networks import Discriminator, Generator
+
+TOKEN = "reload-token"
+
+
+@contextmanager
+def _serving(store: Path, **overrides: object) -> Iterator[httpx.Client]:
+    """A real server with an API token, and a client that sends it."""
+    with serving(store, api_token=TOKEN, **overrides) as http:
+        http.headers["Authorization"] = f"Bearer {TOKEN}"
+        yield http
 
 
 def _publish(store: Path, source: str, version: str) -> Path:
@@ -65,7 +79,7 @@ def store(make_tiny_store: Callable[..., Path]) -> Path:
 
 
 def test_a_new_version_is_served_without_a_restart(store: Path, faces: np.ndarray) -> None:
-    with serving(store) as http:
+    with _serving(store) as http:
         assert _complete(http, faces[0]).headers["X-Model"] == "tiny:1"
         assert _metric(http, _info("2")) is None
         _publish(store, "1", "2")
@@ -123,7 +137,7 @@ def _wrong_shape(folder: Path) -> str:
 def test_a_broken_version_is_refused_and_the_old_ones_keep_serving(
     store: Path, faces: np.ndarray, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with serving(store) as http:
+    with _serving(store) as http:
         for attempt, damage in enumerate((_corrupt, _drop_file, _wrong_shape), start=1):
             folder = _publish(store, "1", "2")
             fault = damage(folder)
@@ -177,12 +191,12 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
 def test_searches_in_flight_finish_on_the_version_they_started_with(store: Path, faces: np.ndarray, gate: Gate) -> None:
     """A reload that adds tiny:2 and removes tiny:1 while searches of tiny:1 run and wait."""
     in_flight = 3
-    with serving(store, queue_size=8) as http:
+    with _serving(store, queue_size=8) as http:
         answers: list[httpx.Response] = []
         answered_at: list[float] = []
 
         def send(index: int) -> None:
-            with httpx.Client(base_url=str(http.base_url), timeout=60) as own:
+            with httpx.Client(base_url=str(http.base_url), headers=http.headers, timeout=60) as own:
                 answers.append(_complete(own, faces[index]))
                 answered_at.append(time.monotonic())
 
@@ -232,8 +246,23 @@ def test_reload_needs_the_api_token_when_one_is_set(store: Path) -> None:
         assert allowed.status_code == 200 and allowed.json()["serving"] == ["tiny:1"]
 
 
-def test_a_reload_that_removes_the_default_model_is_refused(store: Path) -> None:
+def test_reload_is_refused_while_the_server_has_no_token(store: Path) -> None:
+    """Closed by default: a server without IMGCOMP_API_TOKEN reloads nothing, whatever the request sends."""
     with serving(store) as http:
+        _publish(store, "1", "2")
+        for headers in ({}, {"Authorization": "Bearer anything"}):
+            refused = http.post("/v1/models/reload", headers=headers)
+            assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+            problem = refused.json()
+            assert problem["type"] == "urn:imgcomp:problem:forbidden"
+            assert "IMGCOMP_API_TOKEN" in problem["detail"] and "Authorization: Bearer" in problem["detail"]
+        assert _serving_keys(http) == ["tiny:1"]
+        assert _metric(http, 'imgcomp_model_reloads_total{outcome="changed"}') == 0
+        assert http.post("/complete").status_code == 422  # completions stay open without a token
+
+
+def test_a_reload_that_removes_the_default_model_is_refused(store: Path) -> None:
+    with _serving(store) as http:
         os.replace(store / "tiny", store / ".tiny-gone")
         answer = http.post("/v1/models/reload")
         assert answer.status_code == 409 and "there is no model 'tiny'" in answer.json()["detail"]
@@ -247,7 +276,7 @@ def _restart_refuses(store: Path, fault: str) -> None:
 
 
 def test_a_reload_refuses_what_a_restart_refuses(store: Path, faces: np.ndarray) -> None:
-    with serving(store) as http:
+    with _serving(store) as http:
         # a one-pass folder without the discriminator it does not serve: a restart refuses it, so must a reload
         folder = save_tiny_glcic(store, version="1")
         (folder / "local_discriminator.safetensors").unlink()
