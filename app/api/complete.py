@@ -42,7 +42,7 @@ from app.engine.kinds import make_job
 from app.engine.onepass import OnePassParams
 from app.engine.search import Init, SearchParams, SearchResult, params_for
 from app.faces.paste import FaceFill, paste_faces
-from app.scheduler import DeadlineExceeded
+from app.scheduler import DeadlineExceeded, QueueFullError, ShuttingDownError
 from app.store import ModelEntry
 
 log = logging.getLogger(__name__)
@@ -351,11 +351,16 @@ async def complete(
     def run(fn: Any, *args: Any) -> Awaitable[Any]:
         return asyncio.wrap_future(executor.submit(fn, *args))
 
+    # a photo's faces send many one-step framing jobs: at most a quarter of the queue at a time, so one
+    # request's faces never fill the queue on their own
+    share = asyncio.Semaphore(max(1, settings.queue_size // 4))
+
     async def search(key: str, job: Any) -> SearchResult:
-        remaining = max(limit - (time.perf_counter() - started), 0.0)
-        future = backend.submit(key, job, timeout=remaining)
-        request.state.admission.release()  # its queue place is now the pool's to count
-        return await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
+        async with share:
+            remaining = max(limit - (time.perf_counter() - started), 0.0)
+            future = backend.submit(key, job, timeout=remaining)
+            request.state.admission.release()  # its queue place is now the pool's to count
+            return await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
 
     edge_method = edge_fill(edge)
     try:
@@ -394,7 +399,7 @@ async def complete(
         raise Problem(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"
         ) from None
-    except (Problem, EngineError):
+    except (Problem, EngineError, QueueFullError, ShuttingDownError):
         raise
     except Exception as error:  # the device failed this search's batch: a 500 that keeps the connection open
         log.error("the search of request %s failed on its device", request.state.request_id, exc_info=error)

@@ -8,7 +8,7 @@ data forbids commercial use, so it is not used). Nothing is downloaded at run ti
 
 The face that needs restoring is the damaged one, and damage hides what the
 detector looks for: HOG runs on the upload as sent and on a Telea pre-fill of
-its hole. Where no face it finds meets the hole, dlib's CNN face detector (MMOD,
+its hole. Where hole pixels lie outside every face it finds, dlib's CNN face detector (MMOD,
 shipped in the same package), which still finds a face with its eyes blocked
 where HOG does not, searches the pre-filled neighbourhood of the hole; it costs
 about a second on two cores, so it runs only there and only then. One box per face.
@@ -78,10 +78,6 @@ def _model_path(name: str) -> Path:
     return Path(spec.origin).parent / "models" / name
 
 
-def _meets(box: Box, hole: np.ndarray) -> bool:
-    return bool(hole[max(0, box.y) : box.y + box.h, max(0, box.x) : box.x + box.w].any())
-
-
 class FaceLocator:
     """dlib's detector and landmark model, one pair per thread (dlib's objects are not shared across threads)."""
 
@@ -143,8 +139,11 @@ class FaceLocator:
                     round(rect.height() / scale),
                 )
                 found.append((box, float(score)))
-        if hole.any() and not any(_meets(box, hole) for box, _ in found):
-            found += self._near_hole(prefilled, hole)
+        uncovered = hole.copy()
+        for box, _ in found:
+            uncovered[max(0, box.y) : box.y + box.h, max(0, box.x) : box.x + box.w] = False
+        if uncovered.any():  # damage no found face explains: a face HOG missed may lie under it
+            found += self._near_hole(prefilled, uncovered)
         kept: list[tuple[Box, float]] = []
         for box, score in sorted(found, key=lambda item: -item[1]):
             if all(box.iou(other) < SAME_FACE_IOU for other, _ in kept):

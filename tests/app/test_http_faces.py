@@ -1,0 +1,171 @@
+"""`region=auto` through a real server with the shipped `faces:2`: held-out faces placed in photos."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.engine.inpaint import telea
+from app.quality.scenes import FACE_BOXES, scene
+from tests.app.conftest import serving
+from tests.conftest import SHIPPED_STORE
+from tests.faces.conftest import held_out  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def faces_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped faces:2 alone (a link), so the server starts in seconds."""
+    root = tmp_path_factory.mktemp("store")
+    (root / "faces").mkdir()
+    (root / "faces" / "2").symlink_to(SHIPPED_STORE / "faces" / "2", target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def http(faces_store: Path) -> Iterator[httpx.Client]:
+    with serving(faces_store, default_model="faces", face_models=("faces",), default_iterations=None) as client:
+        yield client
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _post(http: httpx.Client, image: np.ndarray, hole: np.ndarray, **data: str) -> httpx.Response:
+    return http.post(
+        "/complete",
+        files={"image": _png(image), "mask": _png(hole.astype(np.uint8) * 255)},
+        data=data,
+        headers={"Accept": "application/json"},
+    )
+
+
+def _image(answer: dict) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["image"]))).convert("RGB"))
+
+
+def _face_at(answer: dict, item) -> dict:
+    centre = item.to_scene[:, :2] @ np.array([100.0, 100.0]) + item.to_scene[:, 2]
+    for face in answer["faces"]:
+        x, y, w, h = face["box"]
+        if np.hypot(x + w / 2 - centre[0], y + h / 2 - centre[1]) < item.side / 3:
+            return face
+    raise AssertionError(f"no face found near {centre}: {answer['faces']}")
+
+
+def test_a_damaged_face_in_a_photo_is_restored_in_its_framing(http: httpx.Client, held_out) -> None:  # noqa: F811
+    """The nose-and-mouth block on a held-out face at ~100 px: found, framed, completed by faces:2, pasted back,
+    known pixels byte-identical, and the headers and JSON say what was done."""
+    item = scene(3, "nose-mouth", held_out[3])
+    damaged = item.image.copy()
+    damaged[item.hole] = 0
+    response = _post(http, damaged, item.hole)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    face = _face_at(answer, item)
+    assert face["status"] == "restored" and face["model"] == "faces:2" and face["source"] == "detected"
+    assert answer["region"] == "auto" and answer["fallback"] == "classical"
+    assert response.headers["x-faces"] == "1" and answer["timings"]["locate_s"] > 0
+    out = _image(answer)
+    assert np.array_equal(out[~item.hole], item.image[~item.hole])
+    classical = telea(damaged, item.hole)
+    assert np.abs(out[item.hole].astype(int) - classical[item.hole]).mean() > 5  # the face model's fill, not Telea's
+    metrics = http.get("/metrics").text
+    assert 'imgcomp_faces_total{outcome="restored"}' in metrics and "imgcomp_face_locate_seconds_count" in metrics
+
+
+def test_a_photo_with_no_face_gets_the_whole_photo_answer(http: httpx.Client) -> None:
+    rng = np.random.default_rng(5)
+    image = np.clip(rng.normal(120, 20, (96, 128, 3)), 0, 255).astype(np.uint8)
+    hole = np.zeros((96, 128), dtype=bool)
+    hole[30:60, 40:90] = True
+    auto = _post(http, image, hole)
+    whole = _post(http, image, hole, region="whole")
+    assert auto.status_code == whole.status_code == 200
+    assert auto.json()["faces"] == [] and auto.json()["fallback"] == "whole" and auto.headers["x-faces"] == "0"
+    assert auto.json()["image"] == whole.json()["image"]
+
+
+def test_a_box_the_caller_gives_is_used(http: httpx.Client, held_out) -> None:  # noqa: F811
+    """The caller's boxes replace the locator's, and each is framed by the landmarks found inside it."""
+    item = scene(3, "eyes", held_out[3])
+    damaged = item.image.copy()
+    damaged[item.hole] = 0
+    corners = item.to_scene[:, :2] @ np.array([[0, 0], [200, 200]]).T + item.to_scene[:, 2:3]
+    x, y = corners.min(axis=1).astype(int)
+    side = int(item.side)
+    response = _post(http, damaged, item.hole, faces=f"{x},{y},{side},{side}")
+    assert response.status_code == 200, response.text
+    reports = response.json()["faces"]
+    assert [(face["source"], face["status"]) for face in reports] == [("given", "restored")]
+    assert abs(reports[0]["side"] - item.side) < 0.25 * item.side  # the landmarks' framing, not the box's
+
+
+def test_a_face_no_framing_explains_is_refused_and_gets_the_classical_fill(faces_store: Path, held_out) -> None:  # noqa: F811
+    """Above IMGCOMP_FACE_ERROR_LIMIT (here set below any face's error) the box is refused; with no face left the
+    photo gets the whole-photo answer, and the answer says so."""
+    item = scene(3, "nose-mouth", held_out[3])
+    damaged = item.image.copy()
+    damaged[item.hole] = 0
+    with serving(faces_store, default_model="faces", face_models=("faces",), face_error_limit=0.01) as client:
+        response = _post(client, damaged, item.hole, blend="none")
+    assert response.status_code == 200, response.text
+    face = _face_at(response.json(), item)
+    assert face["status"] == "not-a-face" and face["known_error"] > 0.01
+    assert response.json()["fallback"] == "whole"
+    assert response.headers["x-faces"] == "0"
+
+
+def test_two_faces_under_one_hole_are_both_restored(http: httpx.Client, held_out) -> None:  # noqa: F811
+    """Two held-out faces side by side, one block across both pairs of eyes: two jobs, one answer."""
+    canvas = np.full((200, 400, 3), 90, dtype=np.uint8)
+    hole = np.zeros((200, 400), dtype=bool)
+    for k, left in enumerate((10, 210)):
+        face = np.asarray(Image.fromarray(held_out[4 + k][1]).resize((180, 180), Image.Resampling.LANCZOS))
+        canvas[10:190, left : left + 180] = face
+    (x0, y0), (x1, y1) = FACE_BOXES["eyes"]
+    hole[10 + int(y0 * 0.9) : 10 + int(y1 * 0.9), 10 + int(x0 * 0.9) : 210 + int(x1 * 0.9)] = True
+    damaged = canvas.copy()
+    damaged[hole] = 0
+    response = _post(http, damaged, hole)
+    assert response.status_code == 200, response.text
+    restored = [face for face in response.json()["faces"] if face["status"] == "restored"]
+    assert len(restored) == 2, response.json()["faces"]
+    assert np.array_equal(_image(response.json())[~hole], canvas[~hole])
+
+
+@pytest.mark.parametrize(
+    ("faces", "says"),
+    [
+        ("12,13", "is not x,y,w,h"),
+        ("10,10,0,20", "has no size"),
+        ("900,10,20,20", "outside"),
+        (";".join(["1,1,30,30"] * 50), "over the server's"),
+    ],
+)
+def test_bad_face_boxes_are_422(http: httpx.Client, faces: str, says: str) -> None:
+    image = np.zeros((64, 96, 3), dtype=np.uint8)
+    hole = np.zeros((64, 96), dtype=bool)
+    hole[20:30, 20:30] = True
+    response = _post(http, image, hole, faces=faces)
+    assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+    assert says in response.json()["detail"]
+
+
+def test_region_auto_on_a_model_that_knows_no_faces_is_422(faces_store: Path) -> None:
+    with serving(faces_store, default_model="faces", face_models=()) as client:
+        image = np.zeros((64, 64, 3), dtype=np.uint8)
+        hole = np.zeros((64, 64), dtype=bool)
+        hole[20:30, 20:30] = True
+        response = _post(client, image, hole, region="auto")
+        assert response.status_code == 422 and "needs a face model" in response.json()["detail"]
+        assert _post(client, image, hole).status_code == 200  # no region: the whole photo, as before

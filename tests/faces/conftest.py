@@ -1,0 +1,25 @@
+"""Scenes with held-out faces at known places (app.quality.scenes), and one face locator for the module."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.faces.locate import FaceLocator
+from app.quality.scenes import held_out_faces
+from tests.conftest import SHARED_DATA, SHIPPED_STORE
+from training.checkpoint import read_card
+
+FACES_200_ZIP = SHARED_DATA / "utkface_crop_part1_200.zip"
+
+
+@pytest.fixture(scope="session")
+def held_out() -> list:
+    """Twelve 200x200 faces no shipped face model trained on (both cards hold them out)."""
+    names = set(read_card(SHIPPED_STORE / "faces" / "2")["dataset"]["held_out"])
+    names &= set(read_card(SHIPPED_STORE / "faces-128" / "2")["dataset"]["held_out"])
+    return held_out_faces(FACES_200_ZIP, sorted(names)[:12])
+
+
+@pytest.fixture(scope="session")
+def locator() -> FaceLocator:
+    return FaceLocator()
