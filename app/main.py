@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from PIL import Image
 from prometheus_client import start_http_server
 
-from app.api import complete, health, models
+from app.api import complete, health, locate, models
 from app.api.admission import BoundedExecutor, Door
 from app.api.auth import TokenMiddleware
 from app.api.deps import Services
@@ -164,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=list(EXPOSED_HEADERS),
         )
-    routers = [complete.router, models.router, health.router]
+    routers = [complete.router, locate.router, models.router, health.router]
     if settings.metrics_port is None:
         routers.append(health.metrics_router)
     for router in routers:

@@ -195,8 +195,11 @@ def _mask_hole(picture: Image.Image) -> np.ndarray:
     return np.asarray(picture.convert("L")) >= 128
 
 
-def decode_upload(image_data: bytes, mask_data: bytes | None, max_pixels: int) -> Upload:
-    """The upload's RGB pixels and its hole, from a separate mask if given, else from the image's alpha."""
+def decode_upload(image_data: bytes, mask_data: bytes | None, max_pixels: int, *, hole_required: bool = True) -> Upload:
+    """The upload's RGB pixels and its hole, from a separate mask if given, else from the image's alpha.
+
+    With neither, a 422 (missing-mask), or an empty hole where `hole_required` is False (locating faces).
+    """
     decoded = _open(image_data, "image", max_pixels)
     image, alpha, icc_profile, srgb = _rgb(decoded)
     height, width = image.shape[:2]
@@ -211,6 +214,8 @@ def decode_upload(image_data: bytes, mask_data: bytes | None, max_pixels: int) -
         hole = _mask_hole(mask)
     elif alpha is not None:
         hole = alpha < 255
+    elif not hole_required:
+        hole = np.zeros((height, width), dtype=bool)
     else:
         raise UploadError(
             "missing-mask",

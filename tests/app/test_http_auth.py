@@ -155,5 +155,6 @@ def test_the_middleware_guards_every_route_that_depends_on_a_guard(make_settings
     routes = guarded_routes(create_app(make_settings()).routes)
     assert {(route.path, route.methods, route.guards) for route in routes} == {
         ("/complete", frozenset({"POST"}), (require_token,)),
+        ("/v1/faces", frozenset({"POST"}), (require_token,)),
         ("/v1/models/reload", frozenset({"POST"}), (require_admin_token,)),
     }
