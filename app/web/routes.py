@@ -1,6 +1,6 @@
 """`GET /` and `/static/*`: the restore page, plain HTML/CSS/JS shipped inside the package.
 
-The page only talks to the public API (`GET /v1/models`, `POST /complete`), so it
+The page only talks to the public API (`GET /v1/models`, `POST /v1/faces`, `POST /complete`), so it
 needs no route of its own beyond serving its files, and works offline.
 """
 

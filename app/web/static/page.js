@@ -33,7 +33,8 @@ const el = {
   restarts: $("restarts"), submit: $("submit"), cancel: $("cancel"), status: $("status"), result: $("result"),
   compare: $("compare"), before: $("before"), after: $("after"), divider: $("divider"), split: $("split"),
   timings: $("timings"), download: $("download"), tokenDialog: $("token-dialog"), tokenForm: $("token-form"),
-  token: $("token"), tokenDetail: $("token-detail"), tokenCancel: $("token-cancel"),
+  token: $("token"), tokenDetail: $("token-detail"), tokenCancel: $("token-cancel"), faces: $("faces"),
+  facesInfo: $("faces-info"),
 };
 
 const state = {
@@ -45,6 +46,12 @@ const state = {
   models: [],
   job: null,           // {controller, started, timer} while a request runs
   downloadUrl: null,
+  faces: [],           // [{box: [x, y, w, h] in photo pixels, source: "detected"|"given", status?, model?}]
+  facesEdited: false,  // the user added, moved or deleted a box: Restore sends them as faces=
+  faceModels: null,    // the model names that restore faces (GET from POST /v1/faces); null = not known yet
+  facesLookup: 0,      // which photo's lookup is current: a late answer for another photo is dropped
+  facesNeedToken: false,
+  faceDrag: null,      // {id, mode: "move"|"add", start, from|node} while a pointer edits a box
 };
 
 const maskCtx = el.mask.getContext("2d", { willReadFrequently: true });
@@ -103,6 +110,7 @@ async function openFile(file) {
   }
   updateMaskInfo();
   updateRing();
+  locateFaces();
 }
 
 function findTransparency(rgba) {
@@ -178,7 +186,7 @@ function stroke(from, to) {
 }
 
 el.mask.addEventListener("pointerdown", (event) => {
-  if (!state.file || state.painting || event.button > 0) return;
+  if (!state.file || state.painting || event.button > 0 || tool() === "faces") return;
   event.preventDefault();
   el.mask.setPointerCapture(event.pointerId);
   pushUndo();
@@ -300,13 +308,288 @@ document.addEventListener("keydown", (event) => {
     el.undo.click();
   } else if (event.ctrlKey || event.metaKey) {
     return;
-  } else if (event.key === "b" || event.key === "e") {
-    document.querySelector(`input[name="tool"][value="${event.key === "b" ? "brush" : "eraser"}"]`).checked = true;
+  } else if (event.key === "b" || event.key === "e" || event.key === "f") {
+    const chosen = { b: "brush", e: "eraser", f: "faces" }[event.key];
+    document.querySelector(`input[name="tool"][value="${chosen}"]`).checked = true;
+    showTool();
   } else if (event.key === "[" || event.key === "]") {
     el.size.value = Number(el.size.value) + (event.key === "]" ? 4 : -4);
     updateRing();
   }
 });
+
+// ---------- face boxes ----------
+// After a photo opens, POST /v1/faces finds its faces; each box is drawn over the photo. With the
+// Faces tool a drag on the photo adds a box, a drag on a box moves it, and its × deletes it. Once
+// edited, Restore sends the boxes as faces=x,y,w,h;... (photo pixels); unedited, it sends none and
+// the server finds the faces itself, with the mask in view.
+
+const MIN_BOX_SCREEN_PX = 8; // a shorter drag is a slip, not a box
+const FACE_STATUS = {
+  restored: "restored",
+  "too-small": "too small to restore",
+  "not-a-face": "not a face",
+  untouched: "untouched (no damage)",
+  "over-the-cap": "over the server's cap",
+  "no-context": "too damaged to frame",
+};
+
+function showFacesInfo(text) {
+  el.facesInfo.textContent = text;
+}
+
+async function locateFaces() {
+  const lookup = ++state.facesLookup;
+  const file = state.file;
+  state.faces = [];
+  state.facesEdited = false;
+  drawFaces();
+  showFacesInfo("Looking for faces…");
+  const data = new FormData();
+  data.append("image", file, file.name || "image.png");
+  let response;
+  try {
+    response = await fetch("/v1/faces", { method: "POST", body: data, headers: authHeaders() });
+  } catch {
+    if (lookup === state.facesLookup) showFacesInfo("Could not look for faces. Add boxes with the Faces tool.");
+    return;
+  }
+  if (lookup !== state.facesLookup) return;
+  state.facesNeedToken = response.status === 401;
+  if (!response.ok) {
+    const problem = await readProblem(response);
+    if (lookup !== state.facesLookup) return;
+    showFacesInfo(state.facesNeedToken
+      ? "Faces are looked for once the API token is given (Restore asks for it)."
+      : `No face boxes: ${problem.detail}`);
+    return;
+  }
+  const answer = await response.json();
+  if (lookup !== state.facesLookup) return;
+  state.faceModels = answer.face_models;
+  const found = answer.faces.map((face) => ({ box: face.box, source: "detected" }));
+  state.faces = [...state.faces, ...found]; // boxes the user drew while this ran stay (and keep their places)
+  drawFaces();
+  describeFaces();
+}
+
+function facesUsed() {
+  const model = selectedModel();
+  return Boolean(model && state.faceModels?.includes(model.name));
+}
+
+// what Restore sends: null = nothing (the server locates), "" = no box at all, else "x,y,w,h;..."
+function facesField() {
+  if (!state.facesEdited || !facesUsed()) return null;
+  return state.faces.map((face) => face.box.map((v) => Math.round(v)).join(",")).join(";");
+}
+
+function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "es"}`;
+}
+
+function describeFaces() {
+  if (!state.file || state.facesLookup === 0) return;
+  const count = state.faces.length;
+  let text = count ? `${plural(count, "face box")}.` : "No face found.";
+  if (state.faceModels !== null && !facesUsed()) {
+    text += " The selected model restores whole photos: boxes are used only with a face model.";
+  } else if (state.facesEdited) {
+    text += count ? " Edited: Restore restores the faces in these boxes." : " All deleted: Restore treats no part as a face.";
+  } else {
+    text += " Choose the Faces tool to add, move or delete one; as they are, the server finds the faces itself.";
+  }
+  const done = state.faces.filter((face) => face.status);
+  if (done.length) text += ` Last restore: ${facesSummary(done)}.`;
+  showFacesInfo(text);
+}
+
+function facesSummary(faces, fallback) {
+  if (!faces.length) return fallback === "whole" ? "none found: the whole photo" : "none";
+  const counts = new Map();
+  for (const face of faces) counts.set(face.status, (counts.get(face.status) || 0) + 1);
+  const parts = [...counts].map(([status, count]) => `${count} ${FACE_STATUS[status] || status}`);
+  const models = [...new Set(faces.map((face) => face.model).filter(Boolean))];
+  return parts.join(", ") + (models.length ? ` (${models.join(", ")})` : "");
+}
+
+function placeBox(node, box) {
+  const { width, height } = el.photo;
+  node.style.left = `${(box[0] / width) * 100}%`;
+  node.style.top = `${(box[1] / height) * 100}%`;
+  node.style.width = `${(box[2] / width) * 100}%`;
+  node.style.height = `${(box[3] / height) * 100}%`;
+}
+
+function drawFaces() {
+  el.faces.replaceChildren();
+  el.faces.classList.toggle("inactive", state.faceModels !== null && !facesUsed());
+  state.faces.forEach((face, index) => {
+    const node = document.createElement("div");
+    node.className = "face-box";
+    node.dataset.index = String(index);
+    node.dataset.source = face.source;
+    if (face.status) node.dataset.status = face.status;
+    node.tabIndex = 0;
+    const [x, y, w, h] = face.box;
+    const status = face.status ? `, ${FACE_STATUS[face.status] || face.status}` : "";
+    node.setAttribute("aria-label", `Face box ${index + 1} at ${x}, ${y}, ${w}x${h} pixels${status}`);
+    placeBox(node, face.box);
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "face-delete";
+    remove.textContent = "×";
+    remove.title = "Delete this box";
+    remove.setAttribute("aria-label", `Delete face box ${index + 1}`);
+    remove.addEventListener("pointerdown", (event) => event.stopPropagation());
+    remove.addEventListener("click", () => deleteFace(index));
+    node.append(remove);
+    if (face.status) {
+      // kept on the photo: above a box near its bottom, right-aligned on a box near its right
+      node.classList.toggle("caption-above", (y + h) / el.photo.height > 0.9);
+      node.classList.toggle("caption-right", x / el.photo.width > 0.6);
+      const caption = document.createElement("span");
+      caption.className = "face-caption";
+      caption.textContent = FACE_STATUS[face.status] || face.status;
+      node.append(caption);
+    }
+    el.faces.append(node);
+  });
+}
+
+function edited() {
+  state.facesEdited = true;
+  drawFaces();
+  describeFaces();
+}
+
+function deleteFace(index) {
+  state.faces.splice(index, 1);
+  edited();
+  (el.faces.querySelector(`.face-box[data-index="${Math.min(index, state.faces.length - 1)}"]`) || el.mask).focus();
+}
+
+function clamp(value, low, high) {
+  return Math.min(high, Math.max(low, value));
+}
+
+// a box moved by (dx, dy) photo pixels, whole and inside the photo
+function movedBox(box, dx, dy) {
+  const { width, height } = el.photo;
+  return [
+    clamp(Math.round(box[0] + dx), 0, Math.max(0, width - box[2])),
+    clamp(Math.round(box[1] + dy), 0, Math.max(0, height - box[3])),
+    box[2],
+    box[3],
+  ];
+}
+
+// the box spanned by two photo points, whole and inside the photo
+function spannedBox(a, b) {
+  const { width, height } = el.photo;
+  const left = Math.round(clamp(Math.min(a[0], b[0]), 0, width));
+  const top = Math.round(clamp(Math.min(a[1], b[1]), 0, height));
+  const right = Math.round(clamp(Math.max(a[0], b[0]), 0, width));
+  const bottom = Math.round(clamp(Math.max(a[1], b[1]), 0, height));
+  return [left, top, right - left, bottom - top];
+}
+
+function showTool() {
+  const faces = tool() === "faces";
+  el.stage.classList.toggle("tool-faces", faces);
+  if (faces) el.ring.hidden = true;
+}
+for (const radio of document.querySelectorAll('input[name="tool"]')) radio.addEventListener("change", showTool);
+
+el.faces.addEventListener("pointerdown", (event) => {
+  if (tool() !== "faces" || !state.file || state.faceDrag || event.button > 0) return;
+  event.preventDefault();
+  el.faces.setPointerCapture(event.pointerId);
+  const at = toImage(event);
+  const target = event.target.closest(".face-box");
+  if (target) {
+    const index = Number(target.dataset.index);
+    state.faceDrag = { id: event.pointerId, mode: "move", start: at, index, node: target, box: state.faces[index].box };
+  } else {
+    const node = document.createElement("div");
+    node.className = "face-box preview";
+    el.faces.append(node);
+    state.faceDrag = { id: event.pointerId, mode: "add", start: at, node, box: spannedBox(at, at) };
+    placeBox(node, state.faceDrag.box);
+  }
+});
+
+el.faces.addEventListener("pointermove", (event) => {
+  const drag = state.faceDrag;
+  if (!drag || event.pointerId !== drag.id) return;
+  const at = toImage(event);
+  drag.box = drag.mode === "move"
+    ? movedBox(state.faces[drag.index].box, at[0] - drag.start[0], at[1] - drag.start[1])
+    : spannedBox(drag.start, at);
+  placeBox(drag.node, drag.box);
+});
+
+function endFaceDrag(event) {
+  const drag = state.faceDrag;
+  if (!drag || event.pointerId !== drag.id) return;
+  state.faceDrag = null;
+  if (event.type === "pointercancel") {
+    drawFaces();
+    return;
+  }
+  if (drag.mode === "move") {
+    const face = state.faces[drag.index];
+    if (drag.box.some((value, i) => value !== face.box[i])) {
+      state.faces[drag.index] = { box: drag.box, source: "given" };
+      edited();
+    }
+    return;
+  }
+  drag.node.remove();
+  const rect = el.mask.getBoundingClientRect();
+  const screen = Math.min(drag.box[2], drag.box[3]) * (rect.width / el.photo.width);
+  if (screen >= MIN_BOX_SCREEN_PX) {
+    state.faces.push({ box: drag.box, source: "given" });
+    edited();
+  }
+}
+el.faces.addEventListener("pointerup", endFaceDrag);
+el.faces.addEventListener("pointercancel", endFaceDrag);
+
+// a focused box: Delete removes it, the arrows move it (Shift: ten times as far)
+el.faces.addEventListener("keydown", (event) => {
+  const target = event.target.closest(".face-box");
+  if (!target || event.target !== target) return;
+  const index = Number(target.dataset.index);
+  const steps = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[event.key];
+  if (event.key === "Delete" || event.key === "Backspace") {
+    event.preventDefault();
+    deleteFace(index);
+  } else if (steps) {
+    event.preventDefault();
+    const step = (event.shiftKey ? 10 : 1) * Math.max(1, Math.round(el.photo.width / el.mask.getBoundingClientRect().width));
+    state.faces[index] = { box: movedBox(state.faces[index].box, steps[0] * step, steps[1] * step), source: "given" };
+    edited();
+    el.faces.querySelector(`.face-box[data-index="${index}"]`).focus();
+  }
+});
+
+// the boxes the server used and what it did with each, when the answer is for the photo still open
+function showAnswerFaces(answer, job) {
+  if (job.file !== state.file) return;
+  if (answer.region === "auto") {
+    if (job.modelName && !state.faceModels?.includes(job.modelName)) {
+      state.faceModels = [...(state.faceModels || []), job.modelName];
+    }
+    state.faces = answer.faces.map((face) => ({
+      box: face.box, source: face.source, status: face.status, model: face.model,
+    }));
+    drawFaces();
+    describeFaces();
+  } else if (state.facesNeedToken) {
+    locateFaces(); // the token has been given since the photo opened
+  }
+}
 
 // ---------- models and presets ----------
 
@@ -354,6 +637,7 @@ function showModel() {
   }
   showPreset();
   updateMaskInfo();
+  describeFaces();
 }
 
 function preset() {
@@ -404,6 +688,7 @@ async function submit() {
   state.job = {
     controller: new AbortController(), started: performance.now(), attempt: 0, retryAt: 0, detail: "",
     bitmap: state.bitmap, name: state.file.name, // what was sent, even if another photo is opened meanwhile
+    file: state.file, modelName: selectedModel()?.name,
     body: form(mask), // sent again as it is on each retry
   };
   state.job.timer = setInterval(tick, 100);
@@ -429,15 +714,17 @@ function form(mask) {
   data.append("model", el.model.value);
   data.append("format", "png");
   for (const [name, value] of Object.entries(presetFields())) data.append(name, String(value));
+  const faces = facesField();
+  // every box deleted: no face to restore, which is the whole-photo answer
+  if (faces === "") data.append("region", "whole");
+  else if (faces !== null) data.append("faces", faces);
   return data;
 }
 
 async function send() {
   const job = state.job;
   for (;;) {
-    const headers = { Accept: "application/json" };
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) headers.Authorization = `Bearer ${token}`;
+    const headers = authHeaders();
     let response;
     try {
       response = await fetch("/complete", { method: "POST", body: job.body, headers, signal: job.controller.signal });
@@ -473,6 +760,13 @@ async function send() {
     showStatus("error", `${problem.title} (${response.status})`, problem.detail);
     return;
   }
+}
+
+function authHeaders() {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return headers;
 }
 
 async function readProblem(response) {
@@ -556,6 +850,8 @@ async function showResult(answer, job) {
     ["server total", seconds(t.total_s)],
     ["round trip", seconds(elapsedMs / 1000)],
   ];
+  if (answer.region === "auto") rows.splice(1, 0, ["faces", facesSummary(answer.faces, answer.fallback)]);
+  showAnswerFaces(answer, job);
   el.timings.replaceChildren();
   for (const [name, value] of rows) {
     const term = document.createElement("dt");
@@ -596,3 +892,4 @@ el.compare.addEventListener("pointermove", (event) => {
 
 loadModels();
 updateRing();
+showTool();
