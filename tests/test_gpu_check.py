@@ -3,6 +3,7 @@ and (slow) its whole CPU mode end to end on a few real faces."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import shlex
@@ -28,12 +29,13 @@ def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> 
     )
 
 
-def _report_parser():  # type: ignore[no-untyped-def]
+def _report_parser() -> argparse.ArgumentParser:
     spec = importlib.util.spec_from_file_location("gpu_check_report", REPO / "scripts" / "gpu_check_report.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.build_parser()
+    parser: argparse.ArgumentParser = module.build_parser()
+    return parser
 
 
 def test_the_script_is_valid_bash_and_refuses_bad_arguments_with_exit_2() -> None:
