@@ -30,8 +30,19 @@ from app.faces.plan import Sized, around, known_error, landmarks_plausible, pick
 from app.store import ModelEntry, ModelStore
 
 Region = Literal["auto", "whole"]
-Status = Literal["restored", "too-small", "not-a-face", "untouched", "over-the-cap", "no-context"]
-OUTCOMES: tuple[Status, ...] = ("restored", "too-small", "not-a-face", "untouched", "over-the-cap", "no-context")
+Status = Literal["restored", "too-small", "not-a-face", "untouched", "over-the-cap", "no-context", "fills-the-photo"]
+OUTCOMES: tuple[Status, ...] = (
+    "restored",
+    "too-small",
+    "not-a-face",
+    "untouched",
+    "over-the-cap",
+    "no-context",
+    "fills-the-photo",
+)
+# a face whose crop square is this share of the photo's short side or more is the photo: an aligned crop is
+# already framed as the model was trained, so it takes the whole-photo answer, as fast as before
+FILLS_THE_PHOTO = 0.75
 _BOX = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*$")
 # the encoder's one-pass guess: how well a framing's guess explains the known pixels scores the framing
 _GUESS = params_for(True, "encoder", iterations=0, restarts=1)
@@ -119,6 +130,8 @@ def plan(settings: Settings, faces: list[Face], hole: np.ndarray, models: list[S
         least = max(4, math.ceil((framing.side / 64) ** 2))  # one pixel of the 64x64 model
         if framing.side < settings.min_face_px:
             report.status = "too-small"
+        elif framing.side >= FILLS_THE_PHOTO * min(hole.shape):
+            report.status = "fills-the-photo"
         elif not plausible and face.source == "detected":
             report.status = "not-a-face"
         elif not touched(framing, hole, least):

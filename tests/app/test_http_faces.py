@@ -127,13 +127,13 @@ def test_a_face_no_framing_explains_is_refused_and_gets_the_classical_fill(faces
 
 def test_two_faces_under_one_hole_are_both_restored(http: httpx.Client, held_out) -> None:  # noqa: F811
     """Two held-out faces side by side, one block across both pairs of eyes: two jobs, one answer."""
-    canvas = np.full((200, 400, 3), 90, dtype=np.uint8)
-    hole = np.zeros((200, 400), dtype=bool)
+    canvas = np.full((300, 400, 3), 90, dtype=np.uint8)
+    hole = np.zeros((300, 400), dtype=bool)
     for k, left in enumerate((10, 210)):
         face = np.asarray(Image.fromarray(held_out[4 + k][1]).resize((180, 180), Image.Resampling.LANCZOS))
-        canvas[10:190, left : left + 180] = face
+        canvas[60:240, left : left + 180] = face
     (x0, y0), (x1, y1) = FACE_BOXES["eyes"]
-    hole[10 + int(y0 * 0.9) : 10 + int(y1 * 0.9), 10 + int(x0 * 0.9) : 210 + int(x1 * 0.9)] = True
+    hole[60 + int(y0 * 0.9) : 60 + int(y1 * 0.9), 10 + int(x0 * 0.9) : 210 + int(x1 * 0.9)] = True
     damaged = canvas.copy()
     damaged[hole] = 0
     response = _post(http, damaged, hole)
@@ -141,6 +141,19 @@ def test_two_faces_under_one_hole_are_both_restored(http: httpx.Client, held_out
     restored = [face for face in response.json()["faces"] if face["status"] == "restored"]
     assert len(restored) == 2, response.json()["faces"]
     assert np.array_equal(_image(response.json())[~hole], canvas[~hole])
+
+
+def test_an_aligned_crop_takes_the_whole_photo_answer(http: httpx.Client, held_out) -> None:  # noqa: F811
+    """A face that fills the upload is already framed as in training: the whole-photo answer, byte for byte."""
+    face = held_out[2][1]
+    hole = np.zeros(face.shape[:2], dtype=bool)
+    hole[110:160, 60:140] = True
+    damaged = face.copy()
+    damaged[hole] = 0
+    auto, whole = _post(http, damaged, hole), _post(http, damaged, hole, region="whole")
+    assert auto.status_code == whole.status_code == 200
+    assert [f["status"] for f in auto.json()["faces"]] == ["fills-the-photo"]
+    assert auto.json()["image"] == whole.json()["image"] and auto.json()["fallback"] == "whole"
 
 
 @pytest.mark.parametrize(

@@ -332,6 +332,7 @@ const FACE_STATUS = {
   untouched: "untouched (no damage)",
   "over-the-cap": "over the server's cap",
   "no-context": "too damaged to frame",
+  "fills-the-photo": "fills the photo (restored whole)",
 };
 
 function showFacesInfo(text) {
