@@ -81,6 +81,24 @@ def serve_subprocess(store: Path, **settings: str) -> Iterator[tuple[subprocess.
             server.wait()
 
 
+def raw_response(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
+    """The status line, headers (lower-case names) and body (by Content-Length) of the first answer on a raw socket
+    (socket.timeout if none comes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection without an answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    while len(body) < int(headers["content-length"]):
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection in the middle of its answer"
+        body += chunk
+    return status, headers, body
+
+
 def _clear_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests build their settings explicitly; an IMGCOMP_* variable in the shell must not leak in."""
     for name in list(os.environ):

@@ -14,7 +14,7 @@ import pytest
 
 from app.config import Settings
 from app.main import create_app
-from tests.app.conftest import good_request, scrape, serving
+from tests.app.conftest import good_request, raw_response, scrape, serving
 
 TOKEN = "s3cret-token"
 
@@ -85,25 +85,8 @@ def _announce(url: httpx.URL, path: str, *extra: str) -> socket.socket:
     return sock
 
 
-def _answer(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
-    """The status line, headers and body of the first answer on `sock` (socket.timeout if none comes)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"the server closed the connection without an answer: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    while len(body) < int(headers["content-length"]):
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed the connection in the middle of its answer"
-        body += chunk
-    return status, headers, body
-
-
 def _assert_unauthorized(sock: socket.socket) -> None:
-    status, headers, body = _answer(sock)
+    status, headers, body = raw_response(sock)
     assert status.startswith("HTTP/1.1 401"), status  # not `100 Continue`: nobody asked for the body
     assert headers["content-type"] == "application/problem+json"
     assert headers["www-authenticate"].startswith("Bearer") and headers["x-request-id"]

@@ -25,6 +25,7 @@ from tests.app.conftest import (
     encode,
     good_request,
     mask_png,
+    raw_response,
     running,
     scrape,
     serve_subprocess,
@@ -164,21 +165,6 @@ def test_uvicorn_refuses_connections_past_its_concurrency_limit(
             assert good_request(http, faces[540]).status_code == 200
 
 
-def _read_response(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 response off a raw socket: status, headers (lower-case names), body by Content-Length."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = connection.recv(65536)
-        assert chunk, f"the server closed the connection without an answer: {data!r}"
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
-    while len(body) < int(headers["content-length"]):
-        body += connection.recv(65536)
-    return int(status_line.split()[1]), headers, body
-
-
 def test_a_trickled_upload_gives_its_queue_place_back_at_the_upload_deadline(
     make_settings: Callable[[], Settings], faces: np.ndarray
 ) -> None:
@@ -196,8 +182,8 @@ def test_a_trickled_upload_gives_its_queue_place_back_at_the_upload_deadline(
             while (refused := good_request(http, faces[550])).status_code != 503:  # once the trickle holds the place
                 assert refused.status_code == 200 and time.monotonic() < deadline
             _assert_problem(refused, 503, "queue-full")
-            status, headers, body = _read_response(slow)
-        assert (status, headers["content-type"]) == (408, "application/problem+json")
+            status, headers, body = raw_response(slow)
+        assert (int(status.split()[1]), headers["content-type"]) == (408, "application/problem+json")
         problem = json.loads(body)
         assert problem["type"] == "urn:imgcomp:problem:upload-too-slow"
         assert "within 2 s" in problem["detail"] and "IMGCOMP_UPLOAD_TIMEOUT_S" in problem["detail"]
