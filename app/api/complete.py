@@ -24,10 +24,9 @@ from app.api.faces import (
     FaceReport,
     Planned,
     Region,
-    align_landmarks,
-    choose_framings,
     complete_faces,
     face_models,
+    frame_faces,
     locate,
     parse_faces,
     plan,
@@ -42,6 +41,7 @@ from app.engine.kinds import make_job
 from app.engine.onepass import OnePassParams
 from app.engine.search import Init, SearchParams, SearchResult, params_for
 from app.faces.paste import FaceFill, paste_faces
+from app.faces.plan import Sized
 from app.scheduler import DeadlineExceeded, QueueFullError, ShuttingDownError
 from app.store import ModelEntry
 
@@ -335,21 +335,20 @@ async def complete(
         raise Problem("invalid-parameter", "faces= needs region=auto and a face model: leave it out, or pick one")
     image_data = await image.read()
     mask_data = await mask.read() if mask is not None else None
-    upload: Upload = await asyncio.wrap_future(
-        executor.submit(decode_upload, image_data, mask_data, settings.max_image_pixels)
-    )
-    decoded = time.perf_counter()
-    planned: list[Planned] = []
-    if family:
-        given = parse_faces(faces, upload.hole.shape, settings.max_faces)
-        found = await asyncio.wrap_future(executor.submit(locate, locator, upload.model_image, upload.hole, given))
-        planned = plan(settings, found, upload.hole, family)
-    located = time.perf_counter()
-    if family is not None:
-        metrics.face_locate.observe(located - decoded)
 
     def run(fn: Any, *args: Any) -> Awaitable[Any]:
+        """`fn(*args)` in the app's thread pool, off the event loop."""
         return asyncio.wrap_future(executor.submit(fn, *args))
+
+    upload: Upload = await run(decode_upload, image_data, mask_data, settings.max_image_pixels)
+    decoded = time.perf_counter()
+    planned: list[Planned] = []
+    if family is not None:
+        given = parse_faces(faces, upload.hole.shape, settings.max_faces)
+        found = await run(locate, locator, upload.model_image, upload.hole, given)
+        planned = plan(settings, found, upload.hole, family)
+        metrics.face_locate.observe(time.perf_counter() - decoded)
+    located = time.perf_counter()
 
     # a photo's faces send many one-step framing jobs: at most a quarter of the queue at a time, so one
     # request's faces never fill the queue on their own
@@ -362,24 +361,17 @@ async def complete(
             request.state.admission.release()  # its queue place is now the pool's to count
             return await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
 
-    edge_method = edge_fill(edge)
+    def face_params(sized: Sized) -> SearchParams | OnePassParams:
+        return _params(settings, store.resolve(sized.key), init, iterations, restarts, seed)
+
+    edge_setting = edge_fill(edge)
     try:
-        if any(item.model is not None for item in planned):
-            # where every face's model has an encoder, the framing is searched by the encoder's guess first
-            if all(store.resolve(item.model.key).has_encoder for item in planned if item.model is not None):
-                await choose_framings(planned, upload.model_image, upload.hole, run, search, settings.face_error_limit)
-            else:
-                await run(align_landmarks, upload.model_image, upload.hole, planned)
-
-        def face_params(sized: Any) -> SearchParams | OnePassParams:
-            return _params(settings, store.resolve(sized.key), init, iterations, restarts, seed)
-
+        await frame_faces(planned, upload.model_image, upload.hole, run, search, settings.face_error_limit)
         fills, results = await complete_faces(planned, search, face_params)
         if fills:
             searched = time.perf_counter()
-            finishing = asyncio.wrap_future(
-                executor.submit(_finish_faces, upload, fills, blend, edge_method, output_format)
-            )
+            finishing = run(_finish_faces, upload, fills, blend, edge_setting, output_format)
+            # one figure for the headers and the JSON answer: the faces' searches ran side by side
             result = SearchResult(
                 generated=results[0].generated,
                 loss=float(np.mean([r.loss for r in results])),
@@ -387,14 +379,10 @@ async def complete(
                 seconds=max(r.seconds for r in results),
             )
         else:
-            prepared: Prepared = await asyncio.wrap_future(
-                executor.submit(prepare, upload.model_image, upload.hole, entry.resolution)
-            )
+            prepared: Prepared = await run(prepare, upload.model_image, upload.hole, entry.resolution)
             result = await search(entry.key, make_job(prepared.target, prepared.hole, params))
             searched = time.perf_counter()
-            finishing = asyncio.wrap_future(
-                executor.submit(_finish, upload, result.generated, blend, edge_method, output_format)
-            )
+            finishing = run(_finish, upload, result.generated, blend, edge_setting, output_format)
     except (DeadlineExceeded, TimeoutError):
         raise Problem(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"
@@ -427,7 +415,6 @@ async def complete(
         total_s=done - started,
     )
     headers = _headers(entry, params, result, timings)
-    restored = bool(fills)
     if family is not None:
         headers.update(_face_headers(planned))
     if _wants_json(request):
@@ -442,7 +429,7 @@ async def complete(
             request_id=getattr(request.state, "request_id", None),
             region="auto" if family is not None else "whole",
             faces=[item.report for item in planned],
-            fallback=None if family is None else ("classical" if restored else "whole"),
+            fallback=None if family is None else ("classical" if fills else "whole"),
         )
         return JSONResponse(answer.model_dump(), headers=headers)
     return Response(body, media_type=MEDIA_TYPES[output_format], headers=headers)

@@ -2,8 +2,8 @@
 
 The route orders the stages; each is a function on arrays in `app.faces`. Locating runs
 in the thread pool; the framings of every face are scored by the encoder's guess in one
-round of one-step jobs, and the chosen framings searched in a second round, both through
-the pool, which batches them with everyone else's searches. The answer waits for all.
+or two rounds of one-step jobs, and the chosen framings searched in a last round, all
+through the pool, which batches them with everyone else's searches. The answer waits for all.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel
@@ -31,15 +31,7 @@ from app.store import ModelEntry, ModelStore
 
 Region = Literal["auto", "whole"]
 Status = Literal["restored", "too-small", "not-a-face", "untouched", "over-the-cap", "no-context", "fills-the-photo"]
-OUTCOMES: tuple[Status, ...] = (
-    "restored",
-    "too-small",
-    "not-a-face",
-    "untouched",
-    "over-the-cap",
-    "no-context",
-    "fills-the-photo",
-)
+OUTCOMES: tuple[Status, ...] = get_args(Status)
 # a face whose crop square is this share of the photo's short side or more is the photo: an aligned crop is
 # already framed as the model was trained, so it takes the whole-photo answer, as fast as before
 FILLS_THE_PHOTO = 0.75
@@ -88,18 +80,13 @@ def parse_faces(value: str | None, shape: tuple[int, int], cap: int) -> list[Box
 def face_models(settings: Settings, store: ModelStore, spec: str | None, entry: ModelEntry) -> list[Sized] | None:
     """The models a face may be completed with: the named version alone, or, for a bare face model's name (or
     none), the latest version of each face model of the same kind; None when the model knows no faces."""
-    name = (spec or store.default_model).partition(":")[0]
+    name, _, version = (spec or store.default_model).partition(":")
     if name not in settings.face_models:
         return None
-    if ":" in (spec or store.default_model):
-        return [Sized(entry.key, entry.resolution)]
-    family = []
-    for other in settings.face_models:
-        if other in store.names():
-            latest = store.resolve(other)
-            if latest.kind == entry.kind:
-                family.append(Sized(latest.key, latest.resolution))
-    return family
+    if version:
+        return [Sized(entry.key, entry.resolution, entry.has_encoder)]
+    latest = [store.resolve(other) for other in settings.face_models if other in store.names()]
+    return [Sized(model.key, model.resolution, model.has_encoder) for model in latest if model.kind == entry.kind]
 
 
 def locate(locator: FaceLocator, image: np.ndarray, hole: np.ndarray, given: list[Box] | None) -> list[Face]:
@@ -185,6 +172,19 @@ async def choose_framings(
             item.report.status, item.model = "no-context", None
         elif error > error_limit:
             item.report.status, item.model = "not-a-face", None
+
+
+async def frame_faces(
+    planned: list[Planned], image: np.ndarray, hole: np.ndarray, run: Run, submit: Submit, error_limit: float
+) -> None:
+    """Each face to restore in its framing: searched by its model's encoder where it has one, else the landmarks'."""
+    todo = [item for item in planned if item.model is not None]
+    scored = [item for item in todo if item.model is not None and item.model.has_encoder]
+    plain = [item for item in todo if item not in scored]
+    if scored:
+        await choose_framings(scored, image, hole, run, submit, error_limit)
+    if plain:
+        await run(align_landmarks, image, hole, plain)
 
 
 def _warp_all(image: np.ndarray, hole: np.ndarray, faces: list[tuple[list[Framing], int]]) -> list[list[Aligned]]:

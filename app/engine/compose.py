@@ -138,6 +138,12 @@ def _edge_fill(image: np.ndarray, hole: np.ndarray, band: np.ndarray, deep: np.n
     return _resize(small, (hole.shape[1], hole.shape[0]))
 
 
+def model_pixels(generated: torch.Tensor) -> np.ndarray:
+    """(R, R, 3) float32 in 0..255: a generator's (C, R, R) answer in [-1, 1] as photo pixels (grey as RGB)."""
+    small = generated.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(np.broadcast_to(small, (*small.shape[:2], 3)), dtype=np.float32)
+
+
 def inpaint_bounded(image: np.ndarray, hole: np.ndarray, method: str) -> np.ndarray:
     """(H, W, 3) uint8: the classical fill `method` of the whole hole, made at most MAX_EDGE_PIXELS large."""
     inpaint = INPAINTS[method]
@@ -167,8 +173,7 @@ def blended_fill(
         raise ParamsError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
     _check(image, hole)
     assert generated.dim() == 3 and generated.shape[0] in (1, 3), tuple(generated.shape)
-    small = generated.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).permute(1, 2, 0).numpy()
-    small = np.ascontiguousarray(np.broadcast_to(small, (*small.shape[:2], 3)))
+    small = model_pixels(generated)
     window = model_window(hole, generated.shape[-1]) or WHOLE
     crop_image, crop_hole = image[window], hole[window]
     height, width = crop_hole.shape

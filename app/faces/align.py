@@ -103,10 +103,16 @@ def warp_in(image: np.ndarray, hole: np.ndarray, framing: Framing, resolution: i
     """
     side = max(resolution, math.ceil(framing.side))
     native = framing.at(side)
+    # only the photo under the face's square is read: a 25-megapixel upload costs what its face does
+    region = region_of(framing, hole.shape, margin=2) or (slice(0, 1), slice(0, 1))
+    rows, cols = region
+    native[:, 2] += native[:, :2] @ np.array([cols.start, rows.start], dtype=np.float64)  # region -> model
     flags = cv2.INTER_LINEAR
-    pixels = cv2.warpAffine(image, native, (side, side), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    missing = cv2.warpAffine(hole.astype(np.float32), native, (side, side), flags=flags, borderValue=0.0)
-    outside = cv2.warpAffine(np.zeros(hole.shape, np.float32), native, (side, side), flags=flags, borderValue=1.0)
+    pixels = cv2.warpAffine(image[region], native, (side, side), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    missing = cv2.warpAffine(hole[region].astype(np.float32), native, (side, side), flags=flags, borderValue=0.0)
+    # the region's edge is the photo's wherever a sample reaches it: within the photo it lies `margin` beyond them
+    inside = np.zeros(hole[region].shape, np.float32)
+    outside = cv2.warpAffine(inside, native, (side, side), flags=flags, borderValue=1.0)
     small_missing = box_resize(missing, resolution) > 0
     small_outside = box_resize(outside, resolution) > 0
     small_hole = small_missing | small_outside
@@ -141,12 +147,14 @@ def warp_out(generated: np.ndarray, framing: Framing, region: tuple[slice, slice
     return fill.astype(np.float32), np.clip(weight, 0.0, 1.0)
 
 
-def region_of(framing: Framing, shape: tuple[int, int]) -> tuple[slice, slice] | None:
-    """The photo's rows and columns the face's square covers (clipped to the photo); None when it misses it."""
+def region_of(framing: Framing, shape: tuple[int, int], margin: int = 0) -> tuple[slice, slice] | None:
+    """The photo's rows and columns the face's square covers, grown by `margin` (clipped to the photo); None when
+    it misses the photo."""
     corners = framing.corners()
     height, width = shape
-    left, top = max(0, math.floor(corners[:, 0].min())), max(0, math.floor(corners[:, 1].min()))
-    right, bottom = min(width, math.ceil(corners[:, 0].max()) + 1), min(height, math.ceil(corners[:, 1].max()) + 1)
+    left, top = max(0, math.floor(corners[:, 0].min()) - margin), max(0, math.floor(corners[:, 1].min()) - margin)
+    right = min(width, math.ceil(corners[:, 0].max()) + 1 + margin)
+    bottom = min(height, math.ceil(corners[:, 1].max()) + 1 + margin)
     if right <= left or bottom <= top:
         return None
     return slice(top, bottom), slice(left, right)

@@ -37,7 +37,6 @@ MAX_DETECT_SIDE = 1024
 MAX_CNN_SIDE = 400
 # two boxes of one face overlap at least this much (intersection over union)
 SAME_FACE_IOU = 0.3
-_AREA = cv2.INTER_AREA
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,24 @@ class Face:
     landmarks: np.ndarray
     source: Source
     score: float  # the detector's confidence; 0 for a box the caller gave
+
+
+def _shrunk(picture: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """`picture` brought down to at most `side` pixels a side (area average), contiguous for dlib, and its scale."""
+    scale = min(1.0, side / max(picture.shape[:2]))
+    if scale < 1.0:
+        picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(picture), scale
+
+
+def _box(rect: dlib.rectangle, scale: float, left: int = 0, top: int = 0) -> Box:
+    """A detector's rectangle on a picture shrunk by `scale` whose corner is at (left, top), in photo pixels."""
+    return Box(
+        left + round(rect.left() / scale),
+        top + round(rect.top() / scale),
+        round(rect.width() / scale),
+        round(rect.height() / scale),
+    )
 
 
 def _model_path(name: str) -> Path:
@@ -105,40 +122,18 @@ class FaceLocator:
         grow = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
         top, left = max(0, rows[0] - grow), max(0, cols[0] - grow)
         bottom, right = min(hole.shape[0], rows[-1] + 1 + grow), min(hole.shape[1], cols[-1] + 1 + grow)
-        crop = prefilled[top:bottom, left:right]
-        scale = min(1.0, MAX_CNN_SIDE / max(crop.shape[:2]))
-        small = crop if scale == 1.0 else cv2.resize(crop, None, fx=scale, fy=scale, interpolation=_AREA)
-        found = []
-        for detection in self._cnn()(np.ascontiguousarray(small), 0):
-            rect = detection.rect
-            box = Box(
-                left + round(rect.left() / scale),
-                top + round(rect.top() / scale),
-                round(rect.width() / scale),
-                round(rect.height() / scale),
-            )
-            found.append((box, float(detection.confidence)))
-        return found
+        small, scale = _shrunk(prefilled[top:bottom, left:right], MAX_CNN_SIDE)
+        return [(_box(found.rect, scale, left, top), float(found.confidence)) for found in self._cnn()(small, 0)]
 
     def detect(self, image: np.ndarray, hole: np.ndarray) -> list[Face]:
         """Every face found on the damaged photo or its Telea pre-fill, one box per face, best first."""
         detector, _ = self._models()
         prefilled = telea(image, hole) if hole.any() else image
-        scale = min(1.0, MAX_DETECT_SIDE / max(image.shape[:2]))
         found: list[tuple[Box, float]] = []
         for variant in (image, prefilled) if hole.any() else (image,):
-            small = (
-                variant if scale == 1.0 else cv2.resize(variant, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            )
-            rects, scores, _ = detector.run(np.ascontiguousarray(small), self.upsample, 0.0)
-            for rect, score in zip(rects, scores, strict=True):
-                box = Box(
-                    round(rect.left() / scale),
-                    round(rect.top() / scale),
-                    round(rect.width() / scale),
-                    round(rect.height() / scale),
-                )
-                found.append((box, float(score)))
+            small, scale = _shrunk(variant, MAX_DETECT_SIDE)
+            rects, scores, _ = detector.run(small, self.upsample, 0.0)
+            found += [(_box(rect, scale), float(score)) for rect, score in zip(rects, scores, strict=True)]
         uncovered = hole.copy()
         for box, _ in found:
             uncovered[max(0, box.y) : box.y + box.h, max(0, box.x) : box.x + box.w] = False

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from app.engine.compose import MAX_BLEND_SIDE, blend_into, hole_box, inpaint_bounded
+from app.engine.compose import MAX_BLEND_SIDE, blend_into, hole_box, inpaint_bounded, model_pixels
 from app.engine.depth import EdgeFill, generator_weight
 from app.faces.align import Framing, region_of, warp_out
 
@@ -25,11 +25,6 @@ class FaceFill:
 
     generated: torch.Tensor
     framing: Framing
-
-
-def _as_pixels(generated: torch.Tensor) -> np.ndarray:
-    small = generated.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).permute(1, 2, 0).numpy()
-    return np.ascontiguousarray(np.broadcast_to(small, (*small.shape[:2], 3)), dtype=np.float32)
 
 
 def paste_faces(
@@ -48,7 +43,7 @@ def paste_faces(
         cols = slice(max(region[1].start, box[1].start), min(region[1].stop, box[1].stop))
         if rows.stop <= rows.start or cols.stop <= cols.start:
             continue
-        generated, coverage = warp_out(_as_pixels(face.generated), face.framing, (rows, cols))
+        generated, coverage = warp_out(model_pixels(face.generated), face.framing, (rows, cols))
         local = (slice(rows.start - top, rows.stop - top), slice(cols.start - left, cols.stop - left))
         local_hole = hole_box_[local]
         if blend == "poisson" and local_hole.any() and not local_hole.all():

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
 import torch
 
-from app.faces.align import Framing, from_landmarks, region_of
+from app.faces.align import Framing, region_of
 from app.faces.locate import Face
-
-Refusal = Literal["too-small", "not-a-face", "untouched", "over-the-cap"]
 
 # Framings tried around the landmarks' one, as (scale, dx, dy) in crop pixels of 200, scored by the encoder's guess.
 # dlib's points wander by about 3.5 crop pixels on an undamaged face and 6 with the nose and mouth hidden: one
@@ -28,10 +25,11 @@ COARSE: tuple[Move, ...] = tuple(
 
 @dataclass(frozen=True)
 class Sized:
-    """A model a face may be completed with: its key and its resolution."""
+    """A model a face may be completed with: its key, its resolution, and whether an encoder can score framings."""
 
     key: str
     resolution: int
+    has_encoder: bool
 
 
 def pick_model(side: float, models: list[Sized]) -> Sized:
@@ -56,10 +54,6 @@ def landmarks_plausible(face: Face) -> bool:
     normal = np.array([-eyes[1], eyes[0]]) / distance  # points down the face when the eyes run left to right
     drop = float(normal @ (nose - (left + right) / 2))
     return 0.3 * distance <= drop <= 1.3 * distance
-
-
-def framing_of(face: Face) -> Framing:
-    return from_landmarks(face.landmarks)
 
 
 def square_mask(framing: Framing, region: tuple[slice, slice]) -> np.ndarray:
