@@ -7,8 +7,6 @@ service (`make serve`) with region=auto and region=whole, beside OpenCV's Telea.
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 from pathlib import Path
 
 import httpx
@@ -17,16 +15,11 @@ import skimage.data
 from PIL import Image, ImageDraw
 
 from app.engine.inpaint import telea
+from app.quality.faces_eval import complete_json
 from app.quality.metrics import hole_psnr
 
 EYES = (slice(95, 135), slice(160, 265))  # rows, columns of the block over both eyes
 VIEW = (slice(30, 250), slice(110, 330))  # the face and its surroundings
-
-
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def main() -> None:
@@ -42,15 +35,7 @@ def main() -> None:
     panels = [("damaged", damaged), ("Telea", telea(damaged, hole))]
     with httpx.Client(base_url=args.url, timeout=300) as client:
         for region in ("whole", "auto"):
-            response = client.post(
-                "/complete",
-                files={"image": _png(damaged), "mask": _png(hole.astype(np.uint8) * 255)},
-                data={"region": region},
-                headers={"Accept": "application/json"},
-            )
-            response.raise_for_status()
-            answer = response.json()
-            image = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["image"]))).convert("RGB"))
+            image, answer = complete_json(client, damaged, hole, region)
             label = "region=whole" if region == "whole" else "region=auto (ours)"
             panels.append((label, image))
             print(region, answer["timings"], answer["faces"])

@@ -87,7 +87,8 @@ def _box(rect: dlib.rectangle, scale: float, left: int = 0, top: int = 0) -> Box
     )
 
 
-def _model_path(name: str) -> Path:
+def model_file(name: str) -> Path:
+    """A model file of the face-recognition-models package (the 5-point landmarks, MMOD, the face descriptor)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or spec.origin is None:
         raise RuntimeError("the face-recognition-models package is missing: pip install face-recognition-models")
@@ -100,8 +101,8 @@ class FaceLocator:
 
     def __init__(self, upsample: int = 1) -> None:
         self.upsample = upsample
-        self._path = str(_model_path("shape_predictor_5_face_landmarks.dat"))
-        self._cnn_path = str(_model_path("mmod_human_face_detector.dat"))
+        self._path = str(model_file("shape_predictor_5_face_landmarks.dat"))
+        self._cnn_path = str(model_file("mmod_human_face_detector.dat"))
         self._local = threading.local()
         self._models()  # load once now: a missing file fails at start-up, not on a request
 

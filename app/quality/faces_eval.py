@@ -25,7 +25,7 @@ from PIL import Image
 from app.bench.server import serving
 from app.config import Settings
 from app.engine.inpaint import INPAINTS
-from app.faces.locate import _model_path
+from app.faces.locate import model_file
 from app.quality.metrics import hole_psnr, ssim
 from app.quality.scenes import FAMILIES, Scene, face_chip, held_out_faces, scene
 from app.quality.stats import mean_interval
@@ -34,16 +34,19 @@ from training.checkpoint import read_card
 METHODS = ("ours", "whole", "telea", "ns")
 
 
-def _png(array: np.ndarray) -> bytes:
+def png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
 
 
-def _ask(client: httpx.Client, damaged: np.ndarray, hole: np.ndarray, region: str) -> tuple[np.ndarray, dict[str, Any]]:
+def complete_json(
+    client: httpx.Client, damaged: np.ndarray, hole: np.ndarray, region: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The service's answer for `damaged` with its `hole` and `region`: the restored image and the rest of the JSON."""
     response = client.post(
         "/complete",
-        files={"image": _png(damaged), "mask": _png(hole.astype(np.uint8) * 255)},
+        files={"image": png(damaged), "mask": png(hole.astype(np.uint8) * 255)},
         data={"region": region},
         headers={"Accept": "application/json"},
     )
@@ -57,7 +60,7 @@ class Identity:
     """dlib's face descriptor network (face-recognition-models): distance < 0.6 reads as the same person."""
 
     def __init__(self) -> None:
-        self.net = dlib.face_recognition_model_v1(str(_model_path("dlib_face_recognition_resnet_model_v1.dat")))
+        self.net = dlib.face_recognition_model_v1(str(model_file("dlib_face_recognition_resnet_model_v1.dat")))
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> float:
         da = np.asarray(self.net.compute_face_descriptor(np.ascontiguousarray(a)))
@@ -91,8 +94,8 @@ def evaluate(
         damaged = item.image.copy()
         damaged[item.hole] = 0
         with httpx.Client(base_url=url, timeout=900) as client:
-            ours, answer = _ask(client, damaged, item.hole, "auto")
-            whole, _ = _ask(client, damaged, item.hole, "whole")
+            ours, answer = complete_json(client, damaged, item.hole, "auto")
+            whole, _ = complete_json(client, damaged, item.hole, "whole")
         results = {"ours": ours, "whole": whole, **{name: fill(damaged, item.hole) for name, fill in INPAINTS.items()}}
         rows, cols = np.flatnonzero(item.hole.any(axis=1)), np.flatnonzero(item.hole.any(axis=0))
         box = (slice(max(0, rows[0] - 8), rows[-1] + 9), slice(max(0, cols[0] - 8), cols[-1] + 9))
@@ -172,8 +175,8 @@ def grid(url: str, faces: list[tuple[str, np.ndarray]], out: Path, count: int = 
                 item = scene(index, family, faces[index])
                 damaged = item.image.copy()
                 damaged[item.hole] = 255
-                ours, _ = _ask(client, damaged, item.hole, "auto")
-                whole, _ = _ask(client, damaged, item.hole, "whole")
+                ours, _ = complete_json(client, damaged, item.hole, "auto")
+                whole, _ = complete_json(client, damaged, item.hole, "whole")
                 telea = INPAINTS["telea"](damaged, item.hole)
                 chips = [face_chip(x, item.to_scene, 128) for x in (item.image, damaged, telea, whole, ours)]
                 rows.append(np.concatenate(chips, axis=1))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from PIL import Image
 
 from app.engine.inpaint import telea
 from app.quality.scenes import FACE_BOXES, scene
-from tests.app.conftest import serving
+from tests.app.conftest import decode, encode, mask_png, serving
 from tests.conftest import SHIPPED_STORE
 from tests.faces.conftest import held_out  # noqa: F401
 
@@ -34,23 +33,17 @@ def http(faces_store: Path) -> Iterator[httpx.Client]:
         yield client
 
 
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def _post(http: httpx.Client, image: np.ndarray, hole: np.ndarray, **data: str) -> httpx.Response:
     return http.post(
         "/complete",
-        files={"image": _png(image), "mask": _png(hole.astype(np.uint8) * 255)},
+        files={"image": encode(image), "mask": mask_png(hole)},
         data=data,
         headers={"Accept": "application/json"},
     )
 
 
 def _image(answer: dict) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["image"]))).convert("RGB"))
+    return decode(base64.b64decode(answer["image"]))
 
 
 def _face_at(answer: dict, item) -> dict:
