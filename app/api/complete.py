@@ -31,7 +31,7 @@ from app.api.faces import (
     parse_faces,
     plan,
 )
-from app.api.problems import MEDIA_TYPE, Problem, problem_body
+from app.api.problems import UPLOAD_PROBLEMS, Problem, problem_example
 from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image, in_upload_space
 from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
@@ -82,10 +82,6 @@ class Completion(BaseModel):
     fallback: Literal["whole", "classical"] | None = None
 
 
-def _problem_example(reason: str, detail: str) -> dict[str, Any]:
-    return {"content": {MEDIA_TYPE: {"example": problem_body(reason, detail)}}}
-
-
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "model": Completion,
@@ -93,17 +89,9 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "or JSON with the image in base64 when the request sends `Accept: application/json`.",
         "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
     },
-    400: _problem_example(
-        "malformed-body",
-        "the body is not valid multipart/form-data: send each field as a form part (curl -F name=value)",
-    ),
-    401: _problem_example("unauthorized", "send the server's API token as `Authorization: Bearer <token>`"),
-    408: _problem_example("upload-too-slow", "the request body did not arrive within 60 s: send it faster"),
-    413: _problem_example("upload-too-large", "the request body is 31,457,280 bytes, over the 20,000,000 byte limit"),
-    415: _problem_example("not-an-image", "the image is not a PNG, JPEG or WebP image"),
-    422: _problem_example("mask-size-mismatch", "the mask is 32x32 but the image is 64x64: send a mask of its size"),
-    503: _problem_example("queue-full", "all 64 queue places are taken: retry after the Retry-After seconds"),
-    504: _problem_example("timeout", "the search did not finish within 120 s: retry with fewer iterations"),
+    **UPLOAD_PROBLEMS,
+    503: problem_example("queue-full", "all 64 queue places are taken: retry after the Retry-After seconds"),
+    504: problem_example("timeout", "the search did not finish within 120 s: retry with fewer iterations"),
 }
 
 

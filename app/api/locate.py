@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from app.api.auth import require_token
 from app.api.deps import ExecutorDep, LocatorDep, MetricsDep, SettingsDep, StoreDep
-from app.api.problems import MEDIA_TYPE, problem_body
+from app.api.problems import UPLOAD_PROBLEMS, problem_example
 from app.api.uploads import decode_upload
 from app.faces.locate import Face, FaceLocator
 
@@ -42,22 +42,10 @@ class FaceList(BaseModel):
 _EXAMPLE = {"faces": [{"box": [306, 104, 109, 108], "score": 1.72}], "face_models": ["faces"], "seconds": 0.08}
 
 
-def _problem(reason: str, detail: str) -> dict[str, Any]:
-    return {"content": {MEDIA_TYPE: {"example": problem_body(reason, detail)}}}
-
-
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The faces found", "content": {"application/json": {"example": _EXAMPLE}}},
-    400: _problem(
-        "malformed-body",
-        "the body is not valid multipart/form-data: send each field as a form part (curl -F name=value)",
-    ),
-    401: _problem("unauthorized", "send the server's API token as `Authorization: Bearer <token>`"),
-    408: _problem("upload-too-slow", "the request body did not arrive within 60 s: send it faster"),
-    413: _problem("upload-too-large", "the request body is 31,457,280 bytes, over the 20,000,000 byte limit"),
-    415: _problem("not-an-image", "the image is not a PNG, JPEG or WebP image"),
-    422: _problem("mask-size-mismatch", "the mask is 32x32 but the image is 64x64: send a mask of its size"),
-    503: _problem("queue-full", "all 70 places of the post-processing queue are taken: retry after Retry-After"),
+    **UPLOAD_PROBLEMS,
+    503: problem_example("queue-full", "all 70 places of the post-processing queue are taken: retry after Retry-After"),
 }
 
 

@@ -95,6 +95,25 @@ def problem_body(reason: str, detail: str, instance: str | None = None, **extra:
     return {**body, **extra}
 
 
+def problem_example(reason: str, detail: str) -> dict[str, Any]:
+    """An OpenAPI `responses` entry: the problem+json document of `reason` as its example."""
+    return {"content": {MEDIA_TYPE: {"example": problem_body(reason, detail)}}}
+
+
+# what any route that reads an upload may answer before its own work, for its OpenAPI `responses`
+UPLOAD_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: problem_example(
+        "malformed-body",
+        "the body is not valid multipart/form-data: send each field as a form part (curl -F name=value)",
+    ),
+    401: problem_example("unauthorized", "send the server's API token as `Authorization: Bearer <token>`"),
+    408: problem_example("upload-too-slow", "the request body did not arrive within 60 s: send it faster"),
+    413: problem_example("upload-too-large", "the request body is 31,457,280 bytes, over the 20,000,000 byte limit"),
+    415: problem_example("not-an-image", "the image is not a PNG, JPEG or WebP image"),
+    422: problem_example("mask-size-mismatch", "the mask is 32x32 but the image is 64x64: send a mask of its size"),
+}
+
+
 def problem_response(problem: Problem, request_id: str | None = None) -> JSONResponse:
     extra = {**problem.extra, **({"request_id": request_id} if request_id else {})}
     return JSONResponse(
