@@ -35,6 +35,8 @@ _EYE_A, _EYE_B, _NOSE = (0, 1), (2, 3), 4
 MAX_DETECT_SIDE = 1024
 # the CNN detector's working side around a hole: its cost grows with the pixels it scans (~1 s at 400x400 on 2 cores)
 MAX_CNN_SIDE = 400
+# ...and its least: its convolutions need a picture this large, and it finds no face smaller than about 40 px
+MIN_CNN_SIDE = 48
 # two boxes of one face overlap at least this much (intersection over union)
 SAME_FACE_IOU = 0.3
 
@@ -118,11 +120,14 @@ class FaceLocator:
         return self._local.cnn
 
     def _near_hole(self, prefilled: np.ndarray, hole: np.ndarray) -> list[tuple[Box, float]]:
-        """The CNN detector on the pre-filled photo around the hole (its box grown by its size each way)."""
+        """The CNN detector on the pre-filled photo around the hole (its box grown by its size, at least
+        MIN_CNN_SIDE, each way)."""
         rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
-        grow = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+        grow = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1, MIN_CNN_SIDE)
         top, left = max(0, rows[0] - grow), max(0, cols[0] - grow)
         bottom, right = min(hole.shape[0], rows[-1] + 1 + grow), min(hole.shape[1], cols[-1] + 1 + grow)
+        if min(bottom - top, right - left) < MIN_CNN_SIDE:  # smaller than the network's window: no face fits
+            return []
         small, scale = _shrunk(prefilled[top:bottom, left:right], MAX_CNN_SIDE)
         return [(_box(found.rect, scale, left, top), float(found.confidence)) for found in self._cnn()(small, 0)]
 

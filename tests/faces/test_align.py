@@ -109,3 +109,13 @@ def test_landmarks_frame_a_held_out_face_placed_in_a_photo(held_out, locator) ->
         errors.append(float(np.linalg.norm(mapped - TEMPLATE.T, axis=0).mean()))
     assert len(errors) >= 5  # the locator finds the faces (60-200 px)
     assert np.median(errors) < 8.0  # crop pixels of 200; the training crops themselves vary by +-5
+
+
+def test_a_sliver_of_damage_at_the_corner_is_located_without_error(locator) -> None:
+    """dlib's CNN detector fails on a picture smaller than its window: a one-pixel hole in a corner (and a photo
+    smaller than that window) must still be answered, with no face."""
+    for shape in ((300, 300), (40, 40)):
+        image = np.full((*shape, 3), 120, dtype=np.uint8)
+        hole = np.zeros(shape, dtype=bool)
+        hole[0, 0] = True
+        assert locator.detect(image, hole) == []
