@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     max_iterations: int = Field(default=2000, ge=1)
     default_restarts: int | None = Field(default=None, ge=1)
     max_restarts: int = Field(default=8, ge=1)
+    # iterations without a `tolerance` share of improvement after which a restart stops early (the plateau);
+    # unset: the search's own default (app.engine.search.SearchParams.patience)
+    search_patience: int | None = Field(default=None, ge=1, le=100_000)
     # PyTorch intra-op threads (unset: one per core). On a CPU shared with other busy processes,
     # OpenMP's spinning threads can make 2 threads ~100x slower than 1: measure and set it there.
     torch_threads: int | None = Field(default=None, ge=1)

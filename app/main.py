@@ -46,6 +46,7 @@ EXPOSED_HEADERS = (
     "X-Init",
     "X-Iterations",
     "X-Search-Seconds",
+    "X-Batch-Slots",
     "X-Total-Seconds",
     "Server-Timing",
     "Retry-After",

@@ -120,6 +120,7 @@ class _Request:
     job: Job
     future: asyncio.Future[SearchResult]
     loop: asyncio.AbstractEventLoop
+    batch_slots: int = 0  # the most live slots of a step it took part in (SearchResult.batch_slots)
 
 
 @dataclass
@@ -204,6 +205,8 @@ class _DeviceRunner:
 
     def _step_model(self, model: str, batch: Batch, out: StepOutput) -> None:
         slots, started = batch.live_slots, time.perf_counter()
+        for ticket in self._owners[model].values():
+            ticket.job.batch_slots = max(ticket.job.batch_slots, slots)
         try:
             finished = batch.step()
         except Exception as exc:  # the batch's state is suspect: fail its searches, start it afresh
@@ -425,6 +428,8 @@ class IterationPool:
     @staticmethod
     def _answer(ticket: Ticket[_Request], result: SearchResult | None, error: BaseException | None) -> None:
         request = ticket.job
+        if result is not None:
+            result.batch_slots = request.batch_slots
         try:
             request.loop.call_soon_threadsafe(settle, request.future, result, error)
         except RuntimeError:  # the loop closed: nobody is waiting any more

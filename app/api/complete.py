@@ -115,7 +115,14 @@ def _search_params(
             "or a model version with an encoder (GET /v1/models shows which have one)",
         )
     try:
-        return params_for(entry.has_encoder, init, iterations=iterations, restarts=restarts, seed=seed)
+        return params_for(
+            entry.has_encoder,
+            init,
+            iterations=iterations,
+            restarts=restarts,
+            seed=seed,
+            patience=settings.search_patience,
+        )
     except ParamsError as error:
         raise Problem("invalid-parameter", str(error)) from None
 
@@ -206,6 +213,7 @@ def _headers(
         "X-Init": params.init,
         "X-Iterations": str(result.iterations),
         "X-Search-Seconds": f"{result.seconds:.4f}",
+        "X-Batch-Slots": str(result.batch_slots),
         "X-Total-Seconds": f"{timings.total_s:.4f}",
         "Server-Timing": stages,
     }

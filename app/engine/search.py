@@ -168,6 +168,9 @@ class SearchResult:
     loss: float  # total loss of the returned image (the lowest its restart reached)
     iterations: int  # iterations the best restart ran (an early stop counts)
     seconds: float  # wall time from admission to the last restart's end
+    # the most slots (of every search of its model on its worker) in one step it took part in, set by the pool:
+    # above its own restarts, it shared a step with another search
+    batch_slots: int = 0
 
 
 def initial_z(seed: int, restart: int, z_dim: int) -> torch.Tensor:

@@ -3,7 +3,6 @@ SIGTERM under load. Each fails only what it must, and the server recovers withou
 
 from __future__ import annotations
 
-import functools
 import signal
 import socket
 import threading
@@ -18,7 +17,6 @@ import numpy as np
 import pytest
 
 from app.engine.batch import SearchBatch
-from app.engine.search import SearchParams
 from app.pool import _DeviceRunner
 from tests.app.conftest import (
     center_hole,
@@ -65,8 +63,6 @@ class Injector:
             return original(batch)
 
         monkeypatch.setattr(SearchBatch, "step", step)
-        # searches that never plateau: they end by their budget, so they are surely running when a step fails
-        monkeypatch.setattr("app.api.complete.SearchParams", functools.partial(SearchParams, patience=100_000))
 
 
 @pytest.fixture
@@ -82,7 +78,9 @@ def injector(monkeypatch: pytest.MonkeyPatch) -> Injector:
 
 @pytest.fixture
 def server(two_models: Path, injector: Injector) -> Iterator[httpx.Client]:
-    with serving(two_models, request_timeout_s=60, queue_size=256) as http:
+    # searches that never plateau (IMGCOMP_SEARCH_PATIENCE): they end by their budget, so they are surely
+    # running when a step fails, and 100 of them surely fill the 64 slots
+    with serving(two_models, request_timeout_s=60, queue_size=256, search_patience=100_000) as http:
         yield http
 
 
@@ -111,6 +109,7 @@ def test_a_failing_step_fails_only_its_batch_and_the_worker_recovers(
     assert doomed[0].json()["type"].endswith(":internal-error") and "request_id" in doomed[0].json()
     assert "injected" not in doomed[0].text  # the exception's text stays in the log
     assert spared[0].status_code == 200  # the other model's batch kept stepping
+    assert spared[0].headers["X-Iterations"] == "400"  # its whole budget: the server's patience setting took
     assert scrape(server, 'imgcomp_step_failures_total{device="cpu"}') == 1
     assert server.get("/readyz").status_code == 200  # one failure is not a failing device
     assert good_request(server, faces[602]).status_code == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import signal
 import socket
 import threading
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 
 from app.engine.batch import SearchBatch
-from app.engine.search import SearchParams
 from tests.app.conftest import (
     center_hole,
     damaged,
@@ -44,8 +42,8 @@ def _files(face: np.ndarray) -> dict[str, tuple[str, bytes]]:
 
 @pytest.fixture
 def long_searches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Searches that never plateau and take a few milliseconds a step: they end only by their budget."""
-    monkeypatch.setattr("app.api.complete.SearchParams", functools.partial(SearchParams, patience=100_000))
+    """Search steps that take a few milliseconds: with the server's patience (below) searches end only by their
+    budget."""
     original = SearchBatch.step
 
     def slow(batch: SearchBatch) -> list[int]:
@@ -57,8 +55,16 @@ def long_searches(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def server(make_tiny_store: Callable[..., Path], long_searches: None) -> Iterator[httpx.Client]:
-    with serving(make_tiny_store(("tiny",)), request_timeout_s=60) as http:
+    with serving(make_tiny_store(("tiny",)), request_timeout_s=60, search_patience=100_000) as http:
         yield http
+
+
+def test_searches_run_their_whole_budget(server: httpx.Client, faces: np.ndarray) -> None:
+    """The server's IMGCOMP_SEARCH_PATIENCE reaches the route's searches: no plateau stop, so the tests below
+    (a 2000-iteration search that must still be running) do not depend on when a search would plateau."""
+    response = server.post("/complete", files=_files(faces[405]), data={"iterations": "300", "init": "random"})
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Iterations"] == "300"
 
 
 def test_per_request_timeout_answers_504_from_the_pool_and_frees_the_slots(
