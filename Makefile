@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install serve test lint test-tools
+.PHONY: install serve test lint test-tools docs
 
 install: $(VENV)/.installed
 
@@ -27,7 +27,12 @@ lint: install
 test-tools:
 	scripts/test-tools.sh
 
+# the documentation site into site/, strict: a broken link or anchor, a page outside the nav or an undocumented
+# setting fails the build; the API reference and the metrics table are made from the code (scripts/docs_hooks.py)
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 # the browser tests (tests/web) drive Debian's chromium; the script installs it once where apt can
-test: lint test-tools
+test: lint test-tools docs
 	bash scripts/ensure-chromium.sh
 	$(BIN)/pytest
