@@ -181,8 +181,13 @@ class _DeviceRunner:
                 self._batches[model], self._owners[model] = self._runners[model].batch(), {}
         return self._batches[model]
 
-    def step(self, plan: Plan[_Request]) -> StepOutput:
-        out = StepOutput()
+    def step(self, plan: Plan[_Request], out: StepOutput | None = None) -> StepOutput:
+        """Drop the plan's retired searches, add its admitted ones, and step every model with live slots.
+
+        What it decides goes into `out` as it goes (the caller's, if given), so the answers of a pass that
+        raises halfway are not lost with it.
+        """
+        out = StepOutput() if out is None else out
         for ticket in plan.retire:
             key = self._keys.pop(ticket, None)
             if key is not None:
@@ -273,6 +278,9 @@ class IterationPool:
         self._devices = _labels([device for device, _ in workers])
         self._runners = [_DeviceRunner(runners) for _, runners in workers]
         self._health = [_Health() for _ in workers]
+        # per worker, the pass under way: its plan and what its step decided so far, answered even if the loop
+        # crashes before it answers them itself
+        self._inflight: list[tuple[Plan[_Request], StepOutput] | None] = [None] * len(workers)
         self._threads = [
             threading.Thread(target=self._supervise, args=(index,), name=f"pool-{label}", daemon=True)
             for index, label in enumerate(self._devices)
@@ -378,6 +386,9 @@ class IterationPool:
                 self._metrics.worker_restarts.labels(device=device).inc()
                 self._health[index].failed()
                 self._runners[index] = self._runners[index].fresh()
+                inflight, self._inflight[index] = self._inflight[index], None
+                if inflight is not None:  # first: a search the pass had finished gets its result, not the crash
+                    self._answer_decided(*inflight)
                 for ticket in self._scheduler.fail_running(index):
                     self._answer(ticket, None, WorkerCrashed(f"the worker of {device} crashed during this search"))
                 self._metrics.live_slots.labels(device=device).set(0)
@@ -389,9 +400,11 @@ class IterationPool:
         while not self._scheduler.drained(index):
             runner.sync(self._unloadable)
             plan = self._scheduler.schedule(index)
+            out = StepOutput()
+            self._inflight[index] = (plan, out)
             # admitted searches leave the queue now, not when the (possibly long) step ends
             self._metrics.queue_depth.set(self._scheduler.waiting)
-            out = runner.step(plan)
+            runner.step(plan, out)
             self._scheduler.postprocess(plan, [t for t, _ in out.finished], [t for t, _ in out.failed])
             if out.step_failures:
                 self._health[index].failed()
@@ -399,18 +412,26 @@ class IterationPool:
             elif out.steps:
                 self._health[index].failures = 0
             self._record(device, plan, out, runner.live_slots)
-            for ticket in plan.retire:
-                if ticket.status is Status.EXPIRED:
-                    self._answer(ticket, None, DeadlineExceeded("the search did not finish before its deadline"))
-                elif ticket.status is Status.REFUSED:
-                    self._answer(ticket, None, ShuttingDownError("the server shut down before this search finished"))
-            for ticket, result in out.finished:
-                self._answer(ticket, result, None)
-            for ticket, error in out.failed:
-                self._answer(ticket, None, error)
+            self._answer_decided(plan, out)
+            self._inflight[index] = None
             if not out.steps:
                 self._scheduler.wait(index, _IDLE_WAIT_S)
         self._metrics.live_slots.labels(device=device).set(0)
+
+    def _answer_decided(self, plan: Plan[_Request], out: StepOutput) -> None:
+        """Answer every search a pass decided: retired by its plan, finished or failed by its step.
+
+        Answering twice is harmless (`settle` keeps the first), so the crash path may repeat what the loop sent.
+        """
+        for ticket in plan.retire:
+            if ticket.status is Status.EXPIRED:
+                self._answer(ticket, None, DeadlineExceeded("the search did not finish before its deadline"))
+            elif ticket.status is Status.REFUSED:
+                self._answer(ticket, None, ShuttingDownError("the server shut down before this search finished"))
+        for ticket, result in out.finished:
+            self._answer(ticket, result, None)
+        for ticket, error in out.failed:
+            self._answer(ticket, None, error)
 
     def _record(self, device: str, plan: Plan[_Request], out: StepOutput, live: int) -> None:
         metrics = self._metrics

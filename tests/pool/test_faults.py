@@ -135,11 +135,11 @@ def test_a_crashed_worker_loop_is_restarted(
     crashes = [1]
     original = _DeviceRunner.step
 
-    def crashing(runner: _DeviceRunner, plan: Any) -> Any:
+    def crashing(runner: _DeviceRunner, plan: Any, *out: Any) -> Any:
         if plan.admit and crashes:
             crashes.pop()
             raise MemoryError("injected: outside any step's own error handling")
-        return original(runner, plan)
+        return original(runner, plan, *out)
 
     monkeypatch.setattr(_DeviceRunner, "step", crashing)
     crashed = good_request(server, faces[620])

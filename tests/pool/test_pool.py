@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
@@ -186,6 +187,61 @@ def test_added_models_serve_on_every_worker_and_retired_ones_unload_once_idle(ru
         answers = await asyncio.gather(*running, *(pool.submit(new, make_job(i)) for i in range(4)))
         assert len(answers) == 8
         await until(lambda: pool.loaded == {new})
+
+    try:
+        asyncio.run(main())
+    finally:
+        pool.stop()
+
+
+def _crash_once_after(monkeypatch: pytest.MonkeyPatch, decided: str) -> list[str]:
+    """The worker loop raises once, outside any step, right after a pass that `decided` something (its plan's
+    `retire` or its step's `finished`) and before the loop answers it; returns the crashes so far."""
+    crashes: list[str] = []
+    original = IterationPool._record
+
+    def record(pool: IterationPool, device: str, plan: Any, out: Any, live: int) -> None:
+        original(pool, device, plan, out, live)
+        if not crashes and getattr(plan if decided == "retire" else out, decided):
+            crashes.append(decided)
+            raise RuntimeError(f"injected: the loop crashed after a pass with {decided} searches")
+
+    monkeypatch.setattr(IterationPool, "_record", record)
+    return crashes
+
+
+def test_a_search_finished_in_the_pass_that_crashed_is_answered_with_its_result(
+    runner: SearchRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashes = _crash_once_after(monkeypatch, "finished")
+    pool, metrics = make_pool(runner)
+    pool.start()
+
+    async def main() -> None:
+        # the wait is only there so a lost answer fails the test instead of hanging it
+        result = await asyncio.wait_for(pool.submit(MODEL, make_job(0, iterations=5)), 30)
+        assert result.iterations == 5
+        assert crashes == ["finished"] and sample(metrics, "imgcomp_worker_restarts_total", device="cpu") == 1
+        assert (await asyncio.wait_for(pool.submit(MODEL, make_job(1, iterations=5)), 30)).iterations == 5
+
+    try:
+        asyncio.run(main())
+    finally:
+        pool.stop()
+
+
+def test_a_search_retired_in_the_pass_that_crashed_gets_its_deadline_answer(
+    runner: SearchRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashes = _crash_once_after(monkeypatch, "retire")
+    pool, _ = make_pool(runner)
+    pool.start()
+
+    async def main() -> None:
+        with pytest.raises(DeadlineExceeded):
+            await asyncio.wait_for(pool.submit(MODEL, make_job(0, iterations=100_000), timeout=0.3), 30)
+        assert crashes == ["retire"]
+        await until(lambda: pool.scheduler.used_slots(0) == 0)
 
     try:
         asyncio.run(main())
