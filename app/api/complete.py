@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 from collections.abc import Awaitable
@@ -15,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app.api.auth import require_token
@@ -228,6 +229,14 @@ def _face_headers(planned: list[Planned]) -> dict[str, str]:
     }
 
 
+def _json_answer(body: bytes, fields: dict[str, Any]) -> bytes:
+    """The JSON answer's bytes, as JSONResponse renders them: run in the thread pool, off the event loop."""
+    answer = Completion(image=base64.b64encode(body).decode("ascii"), **fields)
+    return json.dumps(
+        answer.model_dump(), ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
 def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
@@ -414,18 +423,18 @@ async def complete(
     if family is not None:
         headers.update(_face_headers(planned))
     if _wants_json(request):
-        answer = Completion(
-            image=base64.b64encode(body).decode("ascii"),
-            format=output_format,
-            model=entry.key,
-            init=params.init,
-            iterations=result.iterations,
-            loss=result.loss,
-            timings=timings,
-            request_id=getattr(request.state, "request_id", None),
-            region="auto" if family is not None else "whole",
-            faces=[item.report for item in planned],
-            fallback=None if family is None else ("classical" if fills else "whole"),
-        )
-        return JSONResponse(answer.model_dump(), headers=headers)
+        fields = {
+            "format": output_format,
+            "model": entry.key,
+            "init": params.init,
+            "iterations": result.iterations,
+            "loss": result.loss,
+            "timings": timings,
+            "request_id": getattr(request.state, "request_id", None),
+            "region": "auto" if family is not None else "whole",
+            "faces": [item.report for item in planned],
+            "fallback": None if family is None else ("classical" if fills else "whole"),
+        }
+        # base64 and JSON of the whole image take tens of milliseconds for a large one: not on the event loop
+        return Response(await run(_json_answer, body, fields), media_type="application/json", headers=headers)
     return Response(body, media_type=MEDIA_TYPES[output_format], headers=headers)
