@@ -71,6 +71,20 @@ class Metrics:
         self.step_failures = Counter(
             "imgcomp_step_failures", "Search steps that raised (their batch failed), by device.", ["device"], registry=r
         )
+        self.out_of_memory = Counter(
+            "imgcomp_out_of_memory_steps",
+            "Search steps that ran out of device memory: their searches went back to the queue and the model's "
+            "slot cap on that device was lowered, by device and model.",
+            ["device", "model"],
+            registry=r,
+        )
+        self.slot_cap = Gauge(
+            "imgcomp_slot_cap",
+            "The most slots a model may hold on a device, after its steps ran out of memory there (exported once "
+            "lowered; otherwise the device's slot budget applies).",
+            ["device", "model"],
+            registry=r,
+        )
         self.worker_restarts = Counter(
             "imgcomp_worker_restarts",
             "Device worker loops restarted after an unexpected error.",

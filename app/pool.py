@@ -25,6 +25,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import torch
+
 from app.engine.errors import EngineError
 from app.engine.kinds import Batch, Job, Runner
 from app.engine.search import SearchResult
@@ -131,6 +133,16 @@ class StepOutput:
     failed: list[tuple[Ticket[_Request], BaseException]] = field(default_factory=list)
     steps: list[tuple[int, float]] = field(default_factory=list)  # (slots, seconds) of each model's step
     step_failures: int = 0  # models whose step raised
+    # models whose step ran out of device memory: (model, slots it held, its searches), to requeue under a cap
+    out_of_memory: list[tuple[str, int, list[Ticket[_Request]]]] = field(default_factory=list)
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """A step that ran out of device memory: CUDA's own error, or on the CPU a MemoryError or an allocator's
+    RuntimeError saying so."""
+    if isinstance(error, torch.cuda.OutOfMemoryError | MemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
 class _DeviceRunner:
@@ -214,14 +226,20 @@ class _DeviceRunner:
             ticket.job.batch_slots = max(ticket.job.batch_slots, slots)
         try:
             finished = batch.step()
-        except Exception as exc:  # the batch's state is suspect: fail its searches, start it afresh
-            log.exception("a search step of %s failed", model)
-            out.step_failures += 1
-            out.failed += [(ticket, exc) for ticket in self._owners[model].values()]
-            for ticket in self._owners[model].values():
+        except Exception as exc:  # the batch's state is suspect: start it afresh without its searches
+            owners = list(self._owners[model].values())
+            for ticket in owners:
                 del self._keys[ticket]
             self._owners[model].clear()
             self._batches[model] = self._runners[model].batch()
+            if out_of_memory(exc) and len(owners) > 1:  # fewer at a time may fit: the pool requeues them
+                out.out_of_memory.append((model, slots, owners))
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                return
+            log.exception("a search step of %s failed", model)  # a search alone that does not fit fails too
+            out.step_failures += 1
+            out.failed += [(ticket, exc) for ticket in owners]
             return
         out.steps.append((slots, time.perf_counter() - started))
         for key in finished:
@@ -406,6 +424,8 @@ class IterationPool:
             self._metrics.queue_depth.set(self._scheduler.waiting)
             runner.step(plan, out)
             self._scheduler.postprocess(plan, [t for t, _ in out.finished], [t for t, _ in out.failed])
+            for model, slots, tickets in out.out_of_memory:
+                self._requeue(index, model, slots, tickets)
             if out.step_failures:
                 self._health[index].failed()
                 self._metrics.step_failures.labels(device=device).inc(out.step_failures)
@@ -417,6 +437,25 @@ class IterationPool:
             if not out.steps:
                 self._scheduler.wait(index, _IDLE_WAIT_S)
         self._metrics.live_slots.labels(device=device).set(0)
+
+    def _requeue(self, index: int, model: str, slots: int, tickets: list[Ticket[_Request]]) -> None:
+        """A step of `model` ran out of memory at `slots`: its searches start again, at most half as many slots."""
+        device = self._devices[index]
+        for ticket in tickets:
+            ticket.job.batch_slots = 0  # the step that ran out of memory did not happen
+        self._scheduler.requeue(index, model, tickets, max(1, slots // 2))
+        cap = self._scheduler.cap(index, model)
+        self._metrics.out_of_memory.labels(device=device, model=model).inc()
+        self._metrics.slot_cap.labels(device=device, model=model).set(cap)
+        log.warning(
+            "a step of %s on %s ran out of memory at %d slots: its %d searches are queued again and it may hold "
+            "at most %d slots there from now on",
+            model,
+            device,
+            slots,
+            len(tickets),
+            cap,
+        )
 
     def _answer_decided(self, plan: Plan[_Request], out: StepOutput) -> None:
         """Answer every search a pass decided: retired by its plan, finished or failed by its step.

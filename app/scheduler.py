@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -98,6 +98,9 @@ class Scheduler(Generic[Job]):
         self._waiting: deque[Ticket[Job]] = deque()
         self._running: list[list[Ticket[Job]]] = [[] for _ in range(workers)]
         self._used = [0] * workers
+        # per worker, models whose step ran out of device memory: the most slots they may hold there from then on
+        self._caps: list[dict[str, int]] = [{} for _ in range(workers)]
+        self._model_used: list[Counter[str]] = [Counter() for _ in range(workers)]
         self._closed = False
         self._grace_end: float | None = None
         self._changed = threading.Condition()
@@ -160,11 +163,12 @@ class Scheduler(Generic[Job]):
                     self._release(ticket, status)
                     plan.retire.append(ticket)
             # strict FIFO: a large search at the head is not overtaken, so it cannot starve
-            while self._waiting and self._waiting[0].slots <= self.slot_budget - self._used[worker]:
+            while self._waiting and self._fits(worker, self._waiting[0]):
                 ticket = self._waiting.popleft()
                 ticket.status, ticket.worker, ticket.admitted = Status.RUNNING, worker, now
                 self._running[worker].append(ticket)
                 self._used[worker] += ticket.slots
+                self._model_used[worker][ticket.model] += ticket.slots
                 plan.admit.append(ticket)
             plan.running = len(self._running[worker])
             return plan
@@ -177,6 +181,24 @@ class Scheduler(Generic[Job]):
             for ticket in failed:
                 self._release(ticket, Status.FAILED)
             self._changed.notify_all()
+
+    def requeue(self, worker: int, model: str, tickets: Iterable[Ticket[Job]], cap: int) -> None:
+        """Searches of `model` whose step ran out of memory: back to the head of the queue (in their order,
+        keeping their deadlines), and the model held to at most `cap` slots on this worker from now on (never
+        raised again; a search larger than the cap still runs there alone)."""
+        with self._changed:
+            back = list(tickets)
+            for ticket in back:
+                self._release(ticket, Status.WAITING)
+                ticket.worker = None
+            self._waiting.extendleft(reversed(back))
+            self._caps[worker][model] = min(cap, self._caps[worker].get(model, cap))
+            self._changed.notify_all()
+
+    def cap(self, worker: int, model: str) -> int:
+        """The most slots `model` may hold on `worker`: the budget, unless its steps ran out of memory there."""
+        with self._changed:
+            return self._caps[worker].get(model, self.slot_budget)
 
     def fail_running(self, worker: int) -> list[Ticket[Job]]:
         """Every search running on a worker whose loop crashed: released as failed, for the pool to answer."""
@@ -225,8 +247,16 @@ class Scheduler(Generic[Job]):
             return Status.REFUSED
         return None
 
+    def _fits(self, worker: int, ticket: Ticket[Job]) -> bool:
+        """Room for it in the worker's budget, and under its model's cap there (if alone, even over the cap)."""
+        if ticket.slots > self.slot_budget - self._used[worker]:
+            return False
+        cap, used = self._caps[worker].get(ticket.model), self._model_used[worker][ticket.model]
+        return cap is None or used == 0 or used + ticket.slots <= cap
+
     def _release(self, ticket: Ticket[Job], status: Status) -> None:
         assert ticket.status is Status.RUNNING and ticket.worker is not None, ticket
         self._running[ticket.worker].remove(ticket)
         self._used[ticket.worker] -= ticket.slots
+        self._model_used[ticket.worker][ticket.model] -= ticket.slots
         ticket.status = status

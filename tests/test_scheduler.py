@@ -164,3 +164,27 @@ def test_plan_counts_running_searches() -> None:
         scheduler.submit("m", name, 1)
     plan: Plan[str] = scheduler.schedule(0)
     assert plan.running == 3 and plan.worker == 0
+
+
+def test_requeued_searches_lead_the_queue_in_order_and_their_model_keeps_under_its_cap() -> None:
+    scheduler, _ = make(budget=8)
+    a, b, c = (scheduler.submit("m", name, 2) for name in "abc")
+    other = scheduler.submit("n", "other", 2)
+    plan = scheduler.schedule(0)
+    assert jobs(plan.admit) == ["a", "b", "c", "other"]
+    scheduler.requeue(0, "m", [a, b, c], cap=3)  # a step of m at 6 slots ran out of memory
+    assert scheduler.cap(0, "m") == 3 and scheduler.cap(0, "n") == 8 and scheduler.used_slots(0) == 2
+    assert (a.status, a.worker) == (Status.WAITING, None)
+    assert jobs(scheduler.schedule(0).admit) == ["a"]  # b would take m to 4 slots: FIFO waits behind it
+    scheduler.postprocess(Plan(0), [a])
+    assert jobs(scheduler.schedule(0).admit) == ["b"]
+    scheduler.requeue(0, "m", [b], cap=8)  # a cap is only ever lowered
+    assert scheduler.cap(0, "m") == 3
+    scheduler.requeue(0, "m", [], cap=1)
+    scheduler.submit("m", "big", 4)
+    scheduler.postprocess(Plan(0), [], [other])
+    assert jobs(scheduler.schedule(0).admit) == ["b"]  # alone, a search over its model's cap still runs
+    scheduler.postprocess(Plan(0), [b])
+    assert jobs(scheduler.schedule(0).admit) == ["c"]
+    scheduler.postprocess(Plan(0), [c])
+    assert jobs(scheduler.schedule(0).admit) == ["big"]
