@@ -85,7 +85,7 @@ ENV PYTHONUNBUFFERED=1 \
 
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 9464
 # Liveness only (the process answers); readiness (models loaded, workers up) is /readyz, which
 # docker-compose.yml's healthcheck uses. No curl in the image: Python is there already.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

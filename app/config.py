@@ -18,6 +18,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _DEVICE = re.compile(r"^(cpu|cuda:(\d+))$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 
+METRICS_PORT = 9464
+# IMGCOMP_METRICS_PORT's value for /metrics on the service's own port
+PUBLIC = "public"
+
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -95,12 +99,15 @@ class Settings(BaseSettings):
     # (fine on loopback or behind a gateway that authenticates)
     api_token: SecretStr | None = None
     # browser origins allowed to call the API (comma list, e.g. https://app.example.com); empty: no CORS
-    # headers at all, so no web page can make its visitors' browsers submit jobs
+    # headers at all, so no web page can make its visitors' browsers submit jobs. `*` (any page) is refused
+    # unless `cors_allow_any` says it is meant
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
-    # set: /metrics moves off the public port to this one (on the same host address)
-    metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    # false: no /docs, /redoc or /openapi.json on the public port
-    docs_enabled: bool = True
+    cors_allow_any: bool = False
+    # /metrics is served on this port of the same host address, not on the public one (9464: the port
+    # Prometheus exporters conventionally use); `public`: on the service's own port, beside the API
+    metrics_port: int | None = Field(default=METRICS_PORT, ge=1, le=65535)
+    # true: /docs, /redoc and /openapi.json on the public port (off by default: a deployment shows no schema)
+    docs_enabled: bool = False
 
     # models trained on aligned face crops: with `region=auto` (their default) a photo's faces are found,
     # framed as in training and completed one by one; a bare `faces` (or no model) picks among those of the
@@ -131,6 +138,11 @@ class Settings(BaseSettings):
                     f"{origin!r} is not an origin: use scheme://host[:port] without a path, e.g. https://app.example.com"
                 )
         return origins
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _parse_metrics_port(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() == PUBLIC else value
 
     @field_validator("face_models", mode="before")
     @classmethod
@@ -163,7 +175,15 @@ class Settings(BaseSettings):
         if self.default_restarts is not None and self.default_restarts > self.max_restarts:
             raise ValueError(f"default_restarts {self.default_restarts} exceeds max_restarts {self.max_restarts}")
         if self.metrics_port is not None and self.metrics_port == self.port:
-            raise ValueError(f"metrics_port {self.metrics_port} is the service's own port: pick another or unset it")
+            raise ValueError(
+                f"metrics_port {self.metrics_port} is the service's own port: pick another, or set it to "
+                f"{PUBLIC} to serve /metrics beside the API"
+            )
+        if "*" in self.cors_origins and not self.cors_allow_any:
+            raise ValueError(
+                "IMGCOMP_CORS_ORIGINS=* lets every web page make its visitors' browsers call this API: list the "
+                "origins that may (https://app.example.com,...), or set IMGCOMP_CORS_ALLOW_ANY=true if any is meant"
+            )
         if self.max_restarts > self.slots_per_device:
             raise ValueError(
                 f"max_restarts {self.max_restarts} exceeds slots_per_device {self.slots_per_device}: "

@@ -38,10 +38,10 @@ def openapi_schema() -> dict[str, Any]:
     from app.config import Settings
     from app.main import create_app
 
-    # the defaults, never this shell's IMGCOMP_* (a developer's IMGCOMP_METRICS_PORT would drop /metrics)
+    # the defaults, never this shell's IMGCOMP_*; /metrics beside the API, so its operation is documented too
     saved = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("IMGCOMP_")}
     try:
-        return create_app(Settings(devices="cpu")).openapi()
+        return create_app(Settings(devices="cpu", metrics_port="public")).openapi()  # type: ignore[arg-type]
     finally:
         os.environ.update(saved)
 
@@ -106,7 +106,7 @@ def render_reference(schema: dict[str, Any]) -> str:
         f"*{info['title']}* {info['version']}, OpenAPI {schema['openapi']}. Generated on every docs build from",
         "`create_app(Settings()).openapi()` by `scripts/docs_hooks.py`, so it is the schema the code serves;",
         "the raw document is [openapi.json](openapi.json). A running server with `IMGCOMP_DOCS_ENABLED=true`",
-        "(the default) serves the same schema at `/openapi.json` and an interactive page at `/docs`.",
+        "(off by default) serves the same schema at `/openapi.json` and an interactive page at `/docs`.",
         "For examples and the rules behind the fields, read the [API guide](../api.md).",
         "",
         "## Operations",

@@ -57,7 +57,9 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
-    environment |= {"IMGCOMP_PORT": str(port), "IMGCOMP_HOST": "127.0.0.1", "IMGCOMP_LOG_LEVEL": "warning", **env}
+    # /metrics beside the API: a second server on this machine (make serve) may hold the metrics port
+    environment |= {"IMGCOMP_PORT": str(port), "IMGCOMP_HOST": "127.0.0.1", "IMGCOMP_LOG_LEVEL": "warning"}
+    environment |= {"IMGCOMP_METRICS_PORT": "public", **env}
     server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=REPO, env=environment)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180

@@ -160,11 +160,14 @@ def _as_problem(exc: Exception, request: Request) -> Problem:
 def _http_problem(exc: HTTPException, request: Request) -> Problem:
     """Starlette's routing errors, with a detail that points somewhere useful."""
     reason = _HTTP_REASONS.get(exc.status_code, "invalid-parameter")
+    docs = bool(request.app.docs_url)  # pointed to only where this server serves them
     if reason == "not-found":
-        detail = f"there is nothing at {request.url.path}: the endpoints are listed at /docs"
+        detail = f"there is nothing at {request.url.path}" + (": the endpoints are listed at /docs" if docs else "")
     elif reason == "method-not-allowed":
         allowed = (exc.headers or {}).get("Allow", "another method")
-        detail = f"{request.method} is not accepted on {request.url.path}: use {allowed} (see /docs)"
+        detail = f"{request.method} is not accepted on {request.url.path}: use {allowed}" + (
+            " (see /docs)" if docs else ""
+        )
     elif reason == "malformed-body":
         detail = "the body is not valid multipart/form-data: send each field as a form part (curl -F name=value)"
     else:

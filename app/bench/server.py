@@ -16,7 +16,12 @@ from app.main import create_app
 
 @contextmanager
 def serving(settings: Settings) -> Iterator[str]:
-    """uvicorn serving create_app(settings) on a free 127.0.0.1 port in a thread; yields the base URL."""
+    """uvicorn serving create_app(settings) on a free 127.0.0.1 port in a thread; yields the base URL.
+
+    /metrics is served on that port too, whatever `metrics_port` says: the bench scrapes it there, and two
+    loopback servers (or one beside `make serve`) must not both claim the metrics port.
+    """
+    settings = settings.model_copy(update={"metrics_port": None})
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))

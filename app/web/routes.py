@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -23,16 +23,20 @@ _CSP = (
 router = APIRouter(tags=["page"])
 
 
-@router.get("/", response_class=FileResponse, include_in_schema=False)
-async def index() -> FileResponse:
-    return FileResponse(
-        STATIC_DIR / "index.html",
-        media_type="text/html",
-        headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"},
-    )
+# the header's link to the interactive API docs, left out where the server does not serve them
+_DOCS_LINK = '<nav><a href="/docs">API docs</a></nav>'
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def index(request: Request) -> HTMLResponse:
+    page: str = request.app.state.page
+    return HTMLResponse(page, headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"})
 
 
 def install_page(app: FastAPI) -> None:
     """The page at `/` and its assets under `/static` (revalidated on each load, so an upgrade shows at once)."""
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    assert _DOCS_LINK in page, "index.html's docs link changed: update _DOCS_LINK"
+    app.state.page = page if app.docs_url else page.replace(_DOCS_LINK, "")
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

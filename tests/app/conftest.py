@@ -45,6 +45,7 @@ def serve_env(store: Path, port: int, **settings: str) -> dict[str, str]:
         "IMGCOMP_DEVICES": "cpu",
         "IMGCOMP_PORT": str(port),
         "IMGCOMP_TORCH_THREADS": "1",  # tiny convolutions on a shared 2-core machine: threads only spin
+        "IMGCOMP_METRICS_PORT": "public",  # /metrics beside the API, where `scrape` reads it (tests may override)
         "PYTHONPATH": str(REPO),
     }
     return env | {f"IMGCOMP_{name.upper()}": value for name, value in settings.items()}

@@ -24,7 +24,7 @@ EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "60"))
 @pytest.fixture(scope="module")
 def api_schema(module_store: Path) -> Iterator[schemathesis.BaseSchema]:
     limits = {"max_iterations": 20, "max_restarts": 2, "request_timeout_s": 30, "default_iterations": 2}
-    with serving(module_store, **limits) as http:
+    with serving(module_store, docs_enabled=True, **limits) as http:  # the schema comes from the server
         yield schemathesis.openapi.from_url(f"{http.base_url}/openapi.json")
 
 

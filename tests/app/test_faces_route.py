@@ -20,7 +20,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture(scope="module")
 def http(module_store: Path) -> Iterator[httpx.Client]:
     """One server on the tiny store whose `tiny` model counts as a face model, behind a token."""
-    with serving(module_store, face_models=("tiny",), api_token=TOKEN) as client:
+    with serving(module_store, face_models=("tiny",), api_token=TOKEN, docs_enabled=True) as client:
         yield client
 
 

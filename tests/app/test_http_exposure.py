@@ -1,7 +1,10 @@
-"""What the public port exposes: no CORS unless configured, metrics on a port of their own, docs that can be hidden."""
+"""What the public port exposes: no CORS unless configured (`*` only when meant), metrics on a port of their own, no
+docs unless turned on."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -9,8 +12,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings
-from tests.app.conftest import free_port, good_request, serve_subprocess, serving, test_settings
+from app.config import METRICS_PORT, Settings
+from tests.app.conftest import free_port, good_request, serve_env, serve_subprocess, serving, test_settings
+from tests.conftest import REPO
 
 ORIGIN = "https://photos.example.com"
 
@@ -67,17 +71,45 @@ def test_metrics_on_their_own_port(module_store: Path, faces: np.ndarray) -> Non
         assert 'imgcomp_requests_total{model="tiny",status="200"} 1.0' in scraped.text
 
 
+def test_closed_by_default(module_store: Path, clean_env: None) -> None:
+    """The deployed defaults: metrics off the public port (on 9464), no docs, no CORS; `public` puts /metrics back
+    beside the API (as every other test here runs it)."""
+    settings = Settings(model_store=module_store, default_model="tiny", devices="cpu")
+    assert (settings.metrics_port, settings.docs_enabled, settings.cors_origins) == (METRICS_PORT, False, ())
+    assert METRICS_PORT == 9464
+    assert test_settings(module_store, metrics_port="public").metrics_port is None
+
+
+def test_cors_for_any_origin_stops_start_up_with_one_line_unless_meant(module_store: Path, clean_env: None) -> None:
+    with pytest.raises(ValidationError, match="IMGCOMP_CORS_ALLOW_ANY=true"):
+        test_settings(module_store, cors_origins="*")
+    assert test_settings(module_store, cors_origins="*", cors_allow_any=True).cors_origins == ("*",)
+    env = serve_env(module_store, free_port(), cors_origins="https://a.example.com,*")
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "invalid setting: IMGCOMP_CORS_ORIGINS=* lets every web page make its visitors' browsers call this API: "
+        "list the origins that may (https://app.example.com,...), or set IMGCOMP_CORS_ALLOW_ANY=true if any is meant"
+    )
+
+
 def test_metrics_port_must_differ_from_the_service_port(module_store: Path, clean_env: None) -> None:
     with pytest.raises(ValidationError, match="the service's own port"):
         Settings(model_store=module_store, default_model="tiny", devices="cpu", port=8123, metrics_port=8123)
 
 
-def test_docs_can_be_hidden(module_store: Path, faces: np.ndarray) -> None:
-    with serving(module_store, docs_enabled=False) as http:
-        for path in ("/docs", "/redoc", "/openapi.json"):
-            assert http.get(path).status_code == 404, path
-        assert good_request(http, faces[702]).status_code == 200
+def test_no_docs_by_default(client: httpx.Client, faces: np.ndarray) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(path).status_code == 404, path
+    assert "/docs" not in client.get("/").text  # the page does not link to them
+    assert "/docs" not in client.get("/nowhere").json()["detail"]
+    assert good_request(client, faces[702]).status_code == 200
 
 
-def test_docs_are_served_by_default(client: httpx.Client) -> None:
-    assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
+def test_docs_when_turned_on(module_store: Path) -> None:
+    with serving(module_store, docs_enabled=True) as http:
+        assert http.get("/docs").status_code == 200 and http.get("/openapi.json").status_code == 200
+        assert 'href="/docs"' in http.get("/").text
+        assert http.get("/nowhere").json()["detail"].endswith("the endpoints are listed at /docs")

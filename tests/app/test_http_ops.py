@@ -36,7 +36,7 @@ def samples() -> np.ndarray:
 @pytest.fixture(scope="module")
 def ops(module_store: Path, samples: np.ndarray) -> Iterator[httpx.Client]:
     (module_store / "tiny" / "1" / "samples.png").write_bytes(encode(samples))
-    with serving(module_store) as http:
+    with serving(module_store, docs_enabled=True) as http:  # the schema is read below
         yield http
 
 

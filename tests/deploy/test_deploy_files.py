@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.config import METRICS_PORT
 from app.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -219,7 +220,7 @@ def test_dockerfile_runs_one_process_as_a_non_root_user() -> None:
     final_stage = text.split("\nFROM ")[-1]
     assert re.search(r"^USER (?!0\b|root\b)\S+", final_stage, re.M), "the service must not run as root"
     assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", final_stage, re.M)
-    assert re.search(r"^EXPOSE 8000$", final_stage, re.M)
+    assert re.search(r"^EXPOSE 8000 9464$", final_stage, re.M)  # the API, and /metrics on its own port
     assert '\nCMD ["python", "-m", "app", "serve"]' in final_stage
     assert "COPY model_store" in final_stage
     assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:", text, re.M), "GPU hosts build on a CUDA base by default"
@@ -236,7 +237,8 @@ def test_prometheus_config_passes_promtool() -> None:
 def test_prometheus_discovers_every_replica_and_the_balancer() -> None:
     jobs = {job["job_name"]: job for job in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"]}
     (discovery,) = jobs["imgcomp"]["dns_sd_configs"]
-    assert discovery == {"names": ["app"], "type": "A", "port": 8000, "refresh_interval": "5s"}
+    # the service's metrics port, where /metrics is served by default (not on the public port)
+    assert discovery == {"names": ["app"], "type": "A", "port": METRICS_PORT, "refresh_interval": "5s"}
     assert jobs["balancer"]["static_configs"] == [{"targets": ["balancer:8404"]}]
 
 

@@ -161,3 +161,17 @@ def test_hpa_scales_on_the_queue_depth_the_adapter_serves() -> None:
     assert {"namespace", "pod"} <= targets
     annotations = _service_pod("gpu")["metadata"]["annotations"]
     assert annotations["prometheus.io/path"] == "/metrics" and annotations["prometheus.io/scrape"] == "true"
+    # scraped on the service's own metrics port: /metrics is not on the public one
+    assert annotations["prometheus.io/port"] == str(Settings.model_fields["metrics_port"].default) == "9464"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_api_token_secret_is_required(variant: str) -> None:
+    """A pod without the token secret does not start (CreateContainerConfigError), so no cluster serves open."""
+    container = _service_pod(variant)["spec"]["containers"][0]
+    (token,) = [item for item in container["env"] if item["name"] == "IMGCOMP_API_TOKEN"]
+    reference = token["valueFrom"]["secretKeyRef"]
+    assert reference["name"] == "imgcomp-api-token" and reference["key"] == "token"
+    assert reference.get("optional", False) is False
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": 8000, "metrics": 9464}
