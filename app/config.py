@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=25_000_000, ge=64 * 64)
     # searches waiting for a device; beyond it requests get 503 with Retry-After
     queue_size: int = Field(default=64, ge=1)
+    # request bodies (by Content-Length; one without counts as max_upload_bytes) of the completions admitted at
+    # once; past it 503 + Retry-After before the body is read (half the Kubernetes manifest's 1 GiB /tmp)
+    admission_bytes: int = Field(default=512_000_000, ge=1)
+    # pixels of the uploads (image and mask, read from their headers before decoding) of the completions admitted
+    # at once; past it 503 + Retry-After before decoding: three maximum-size uploads with their masks (450 MB
+    # as 8-bit RGB; the working copies of decoding and blending, not yet measured, are several times that). A
+    # request alone is always admitted, so one over a budget waits for an idle server instead of never running
+    admission_pixels: int = Field(default=150_000_000, ge=1)
     # decode, queue wait and search together, after which a request gets 504; a request's own
     # `timeout` may be shorter, never longer
     request_timeout_s: float = Field(default=120.0, gt=0)

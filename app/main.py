@@ -92,7 +92,7 @@ def start_services(settings: Settings, metrics: Metrics) -> Services:
     backlog = settings.queue_size + settings.slots_per_device * len(settings.devices) + settings.postprocess_threads
     executor = BoundedExecutor(settings.postprocess_threads, backlog, thread_name_prefix="imgcomp-post")
     log.info("serving %s on %s", ", ".join(e.key for e in store.entries()), ", ".join(settings.devices))
-    door = Door(backend, settings.queue_size)
+    door = Door(backend, settings.queue_size, settings.admission_bytes, settings.admission_pixels)
     return Services(
         settings=settings,
         store=store,
@@ -147,7 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
     )
     install_problem_handlers(app)
-    app.add_middleware(AdmissionMiddleware, retry_after_s=settings.retry_after_s)
+    app.add_middleware(
+        AdmissionMiddleware, retry_after_s=settings.retry_after_s, upload_limit=settings.max_upload_bytes
+    )
     app.add_middleware(
         UploadLimitMiddleware,
         limit=settings.max_upload_bytes,

@@ -33,7 +33,15 @@ from app.api.faces import (
     plan,
 )
 from app.api.problems import UPLOAD_PROBLEMS, Problem, problem_example
-from app.api.uploads import MEDIA_TYPES, OutputFormat, Upload, decode_upload, encode_image, in_upload_space
+from app.api.uploads import (
+    MEDIA_TYPES,
+    OutputFormat,
+    Upload,
+    declared_pixels,
+    decode_upload,
+    encode_image,
+    in_upload_space,
+)
 from app.config import Settings
 from app.engine.compose import Prepared, finish, prepare
 from app.engine.depth import EdgeFill, edge_fill
@@ -340,6 +348,8 @@ async def complete(
         raise Problem("invalid-parameter", "faces= needs region=auto and a face model: leave it out, or pick one")
     image_data = await image.read()
     mask_data = await mask.read() if mask is not None else None
+    # what decoding will hold, from the headers: past the server's pixel budget a 503 before any pixel is decoded
+    request.state.admission.claim_pixels(declared_pixels(image_data) + declared_pixels(mask_data))
 
     def run(fn: Any, *args: Any) -> Awaitable[Any]:
         """`fn(*args)` in the app's thread pool, off the event loop."""

@@ -137,9 +137,10 @@ class AdmissionMiddleware:
     here when the request ends, whatever happened in between.
     """
 
-    def __init__(self, app: ASGIApp, retry_after_s: int) -> None:
+    def __init__(self, app: ASGIApp, retry_after_s: int, upload_limit: int = 0) -> None:
         self.app = app
         self.retry_after_s = retry_after_s
+        self.upload_limit = upload_limit  # what a body without Content-Length may still grow to
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services = getattr(scope["app"].state, "services", None) if scope["type"] == "http" else None
@@ -147,8 +148,9 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
+        declared = Headers(scope=scope).get("content-length", "")
         try:
-            admitted = services.door.admit()
+            admitted = services.door.admit(int(declared) if declared.isdigit() else self.upload_limit)
         except (QueueFullError, ShuttingDownError) as refused:
             reason = "queue-full" if isinstance(refused, QueueFullError) else "shutting-down"
             advice = "retry after the Retry-After seconds" if reason == "queue-full" else "retry on another replica"
@@ -161,4 +163,4 @@ class AdmissionMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            admitted.release()
+            admitted.close()

@@ -110,6 +110,20 @@ def _decode_16_bit_png(data: bytes, part: str) -> Image.Image:
     return Image.fromarray(cv2.cvtColor(rounded, cv2.COLOR_BGR2RGB), "RGB")
 
 
+def declared_pixels(data: bytes | None) -> int:
+    """Width x height from a file's header, without decoding its pixels; 0 for what is not an image (the decode
+    refuses it with its own problem)."""
+    if not data:
+        return 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            width, height = Image.open(io.BytesIO(data)).size
+    except Exception:  # garbage, or a bomb Pillow refuses outright: decode_upload names it
+        return 0
+    return int(width) * int(height)
+
+
 def _open(data: bytes, part: str, max_pixels: int) -> _Decoded:
     """Decode a still PNG/JPEG/WebP upright, refusing oversized or truncated files before they cost memory."""
     if not data:
