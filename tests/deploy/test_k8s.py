@@ -175,3 +175,19 @@ def test_the_api_token_secret_is_required(variant: str) -> None:
     assert reference.get("optional", False) is False
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"http": 8000, "metrics": 9464}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_byte_budget_fits_the_tmp_volume(variant: str) -> None:
+    """Uploads over 1 MB spool to /tmp while parsed: what the door admits at once (and one request alone, over the
+    budget) fits the emptyDir's sizeLimit, so a burst of large bodies is refused with 503, not evicted."""
+    spec = _service_pod(variant)["spec"]
+    container = spec["containers"][0]
+    env = _env(container)
+    budget = int(env["IMGCOMP_ADMISSION_BYTES"])
+    upload = int(env.get("IMGCOMP_MAX_UPLOAD_BYTES", Settings.model_fields["max_upload_bytes"].default))
+    (tmp,) = [volume for volume in spec["volumes"] if volume["name"] == "tmp"]
+    size = tmp["emptyDir"]["sizeLimit"]
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    limit = int(size[:-2]) * units[size[-2:]]
+    assert budget + upload <= limit, (budget, upload, size)
