@@ -1,9 +1,10 @@
 """`region=auto`: the faces of a photo completed one by one in the framing their model was trained on.
 
 The route orders the stages; each is a function on arrays in `app.faces`. Locating runs
-in the thread pool; the framings of every face are scored by the encoder's guess in one
-or two rounds of one-step jobs, and the chosen framings searched in a last round, all
-through the pool, which batches them with everyone else's searches. The answer waits for all.
+in the thread pool; each face is framed by the landmarks its damage left alone, checked
+by the encoder's one-step guess (a box whose guess cannot explain its known pixels is no
+face), and searched, all through the pool, which batches them with everyone else's
+searches. The answer waits for all.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import math
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -26,7 +27,7 @@ from app.engine.search import SearchParams, SearchResult, params_for
 from app.faces.align import Aligned, Framing, from_landmarks, warp_in
 from app.faces.locate import Box, Face, FaceLocator
 from app.faces.paste import FaceFill
-from app.faces.plan import Sized, around, known_error, landmarks_plausible, pick_model, stages, touched
+from app.faces.plan import Sized, known_error, landmarks_plausible, pick_model, surviving, touched
 from app.store import ModelEntry, ModelStore
 
 Region = Literal["auto", "whole"]
@@ -95,13 +96,13 @@ def locate(locator: FaceLocator, image: np.ndarray, hole: np.ndarray, given: lis
 
 @dataclass
 class Planned:
-    """A face on its way: its report, and for one to restore its model and framings."""
+    """A face on its way: its report, and for one to restore its model, framing and aligned crop."""
 
     face: Face
     report: FaceReport
+    framing: Framing  # the landmarks' (or the caller's box's) framing
     model: Sized | None = None
-    framings: list[Framing] = field(default_factory=list)
-    aligned: list[Aligned] = field(default_factory=list)
+    aligned: Aligned | None = None  # the face in its framing, once framed
 
 
 def plan(settings: Settings, faces: list[Face], hole: np.ndarray, models: list[Sized]) -> list[Planned]:
@@ -110,9 +111,13 @@ def plan(settings: Settings, faces: list[Face], hole: np.ndarray, models: list[S
     chosen = 0
     for face in faces:
         plausible = landmarks_plausible(face)
-        framing = from_landmarks(face.landmarks) if plausible or face.source == "detected" else _box_framing(face.box)
+        framing = (
+            from_landmarks(face.landmarks, surviving(face, hole))
+            if plausible or face.source == "detected"
+            else _box_framing(face.box)
+        )
         report = FaceReport(box=face.box.as_list(), source=face.source, status="restored", side=round(framing.side, 1))
-        item = Planned(face, report)
+        item = Planned(face, report, framing)
         planned.append(item)
         least = max(4, math.ceil((framing.side / 64) ** 2))  # one pixel of the 64x64 model
         if framing.side < settings.min_face_px:
@@ -128,7 +133,6 @@ def plan(settings: Settings, faces: list[Face], hole: np.ndarray, models: list[S
         else:
             chosen += 1
             item.model = pick_model(framing.side, models)
-            item.framings = [framing]
     return planned
 
 
@@ -141,34 +145,25 @@ def _box_framing(box: Box) -> Framing:
 Run = Callable[..., Awaitable[Any]]
 
 
-async def choose_framings(
+async def check_framings(
     planned: list[Planned], image: np.ndarray, hole: np.ndarray, run: Run, submit: Submit, error_limit: float
 ) -> None:
-    """Search each face's framing in stages (`app.faces.plan.stages`), scoring every candidate by how well the
-    encoder's one-pass guess explains its known pixels; keep the best; refuse a box that no framing makes a face of.
-    The faces' stages run side by side, so each stage is one round of one-step jobs in the pool."""
-    todo = [(item, item.model, stages(item.face, hole)) for item in planned if item.model is not None]
-    for stage in range(max((len(s) for _, _, s in todo), default=0)):
-        now = [(item, model, around(item.framings[0], s[stage])) for item, model, s in todo if stage < len(s)]
-        aligned = await run(_warp_all, image, hole, [(framings, model.resolution) for _, model, framings in now])
-        jobs = [
-            submit(model.key, make_job(a.target, a.hole, _GUESS))
-            for (_, model, _), face_aligned in zip(now, aligned, strict=True)
-            for a in face_aligned
-        ]
-        results = iter(await asyncio.gather(*jobs))
-        for (item, _, framings), face_aligned in zip(now, aligned, strict=True):
-            errors = [
-                known_error(next(results).generated, a.target, a.hole) if not bool(a.hole.all()) else math.inf
-                for a in face_aligned
-            ]
-            best = int(np.argmin(errors))
-            item.framings, item.aligned = [framings[best]], [face_aligned[best]]
-            item.report.known_error = round(errors[best], 4) if math.isfinite(errors[best]) else None
-            item.report.side = round(framings[best].side, 1)
-    for item, _, _ in todo:
-        error = item.report.known_error
-        if error is None:
+    """Each face's encoder guess in its framing, one one-step job per face: a box whose guess explains its known
+    pixels worse than `error_limit` is refused as no face, and one with no known pixel has no context.
+
+    Measured on the held-out scenes: scoring shifted and scaled framings by this guess moved the framing
+    away from the face's own more often than towards it (eyes block: hole PSNR 0.6 dB below the landmarks'
+    framing), so the landmarks' framing is kept and the guess only checks it."""
+    todo = [(item, item.model) for item in planned if item.model is not None]
+    aligned = await run(_warp_all, image, hole, [(item.framing, model.resolution) for item, model in todo])
+    guesses = await asyncio.gather(
+        *(submit(model.key, make_job(a.target, a.hole, _GUESS)) for (_, model), a in zip(todo, aligned, strict=True))
+    )
+    for (item, _), face, guess in zip(todo, aligned, guesses, strict=True):
+        item.aligned = face
+        error = known_error(guess.generated, face.target, face.hole) if not bool(face.hole.all()) else math.inf
+        item.report.known_error = round(error, 4) if math.isfinite(error) else None
+        if not math.isfinite(error):
             item.report.status, item.model = "no-context", None
         elif error > error_limit:
             item.report.status, item.model = "not-a-face", None
@@ -182,13 +177,13 @@ async def frame_faces(
     scored = [item for item in todo if item.model is not None and item.model.has_encoder]
     plain = [item for item in todo if item not in scored]
     if scored:
-        await choose_framings(scored, image, hole, run, submit, error_limit)
+        await check_framings(scored, image, hole, run, submit, error_limit)
     if plain:
         await run(align_landmarks, image, hole, plain)
 
 
-def _warp_all(image: np.ndarray, hole: np.ndarray, faces: list[tuple[list[Framing], int]]) -> list[list[Aligned]]:
-    return [[warp_in(image, hole, framing, resolution) for framing in framings] for framings, resolution in faces]
+def _warp_all(image: np.ndarray, hole: np.ndarray, faces: list[tuple[Framing, int]]) -> list[Aligned]:
+    return [warp_in(image, hole, framing, resolution) for framing, resolution in faces]
 
 
 def align_landmarks(image: np.ndarray, hole: np.ndarray, planned: list[Planned]) -> None:
@@ -196,8 +191,8 @@ def align_landmarks(image: np.ndarray, hole: np.ndarray, planned: list[Planned])
     for item in planned:
         if item.model is None:
             continue
-        item.aligned = [warp_in(image, hole, item.framings[0], item.model.resolution)]
-        if bool(item.aligned[0].hole.all()):
+        item.aligned = warp_in(image, hole, item.framing, item.model.resolution)
+        if bool(item.aligned.hole.all()):
             item.report.status, item.model = "no-context", None
 
 
@@ -205,13 +200,12 @@ async def complete_faces(
     planned: list[Planned], submit: Submit, params: Callable[[Sized], SearchParams | OnePassParams]
 ) -> tuple[list[FaceFill], list[SearchResult]]:
     """The search of every face still to restore, all submitted at once."""
-    todo = [(item, item.model) for item in planned if item.model is not None]
-    jobs = [
-        submit(model.key, make_job(item.aligned[0].target, item.aligned[0].hole, params(model))) for item, model in todo
-    ]
-    results = await asyncio.gather(*jobs)
+    todo = [(item, item.model, item.aligned) for item in planned if item.model is not None and item.aligned is not None]
+    results = await asyncio.gather(
+        *(submit(model.key, make_job(face.target, face.hole, params(model))) for _, model, face in todo)
+    )
     fills = []
-    for (item, model), result in zip(todo, results, strict=True):
+    for (item, model, _), result in zip(todo, results, strict=True):
         item.report.model = model.key
-        fills.append(FaceFill(result.generated, item.framings[0]))
+        fills.append(FaceFill(result.generated, item.framing))
     return fills, list(results)

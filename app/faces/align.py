@@ -53,17 +53,6 @@ class Framing:
         square = np.array([[0, 0], [CROP, 0], [CROP, CROP], [0, CROP]], dtype=np.float64)
         return square @ inverse[:, :2].T + inverse[:, 2]
 
-    def moved(self, scale: float = 1.0, dx: float = 0.0, dy: float = 0.0) -> Framing:
-        """The same framing scaled about the crop's centre and shifted by (dx, dy) crop pixels."""
-        centre = CROP / 2
-        about = np.array([[scale, 0.0, centre * (1 - scale) + dx], [0.0, scale, centre * (1 - scale) + dy]])
-        return Framing(_after(about, self.matrix))
-
-
-def _after(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """The 2x3 affine map `outer` applied after `inner`."""
-    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
-
 
 def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The least-squares similarity (rotation, uniform scale, shift) taking `source` points to `target` (Umeyama)."""
@@ -80,9 +69,11 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.hstack([linear, (mean_t - linear @ mean_s)[:, None]])
 
 
-def from_landmarks(landmarks: np.ndarray) -> Framing:
-    """The framing that puts the eyes and nose where the training crops have them."""
-    return Framing(similarity(landmarks, TEMPLATE))
+def from_landmarks(landmarks: np.ndarray, keep: np.ndarray | None = None) -> Framing:
+    """The framing that puts the eyes and nose where the training crops have them, fitted to the points in `keep`
+    where two or more are kept (two points fix a similarity), else to all three."""
+    chosen = np.flatnonzero(keep) if keep is not None and int(np.count_nonzero(keep)) >= 2 else np.arange(3)
+    return Framing(similarity(landmarks[chosen], TEMPLATE[chosen]))
 
 
 @dataclass(frozen=True)

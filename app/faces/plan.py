@@ -1,4 +1,4 @@
-"""Which faces a hole touches, which model suits each, which framings to try, and which boxes are not faces."""
+"""Which faces a hole touches, which model suits each, which landmarks survived, and which boxes are not faces."""
 
 from __future__ import annotations
 
@@ -12,15 +12,8 @@ import torch
 from app.faces.align import Framing, region_of
 from app.faces.locate import Face
 
-# Framings tried around the landmarks' one, as (scale, dx, dy) in crop pixels of 200, scored by the encoder's guess.
-# dlib's points wander by about 3.5 crop pixels on an undamaged face and 6 with the nose and mouth hidden: one
-# fine stage suffices. With an eye hidden the whole cascade is pulled off (the astronaut's eyes block: the face
-# taken 18 % too large and 20 px too high), so a coarse stage searches wider first.
-Move = tuple[float, float, float]
-FINE: tuple[Move, ...] = tuple((1.0, dx, dy) for dx in (-6.0, 0.0, 6.0) for dy in (-6.0, 0.0, 6.0))
-COARSE: tuple[Move, ...] = tuple(
-    (s, dx, dy) for s in (0.87, 1.0, 1.15) for dx in (-12.0, 0.0, 12.0) for dy in (-24.0, -12.0, 0.0, 12.0)
-)
+# a landmark is trusted where no hole pixel lies within this share of the eye distance of it
+SURVIVING_REACH = 0.3
 
 
 @dataclass(frozen=True)
@@ -73,21 +66,21 @@ def touched(framing: Framing, hole: np.ndarray, least: int) -> bool:
     return int((hole[region] & square_mask(framing, region)).sum()) >= least
 
 
-def stages(face: Face, hole: np.ndarray) -> list[tuple[Move, ...]]:
-    """The framing search's stages for this face: coarse then fine where the hole hides an eye, else fine only."""
+def surviving(face: Face, hole: np.ndarray) -> np.ndarray:
+    """(3,) bool: which landmarks (left eye, right eye, nose base) have no hole pixel within 0.3 eye distances.
+
+    dlib's points inside a hole are guesses from the rest of the face; a framing fitted to the points the
+    damage left alone lands nearer the face's own (`app.faces.align.from_landmarks`).
+    """
     left, right, _ = face.landmarks
-    reach = 0.25 * float(np.hypot(*(right - left)))  # about an eye's half-width
+    reach = SURVIVING_REACH * float(np.hypot(*(right - left)))
     height, width = hole.shape
-    for x, y in (left, right):
-        rows = slice(max(0, int(y - reach)), min(height, int(y + reach) + 1))
-        cols = slice(max(0, int(x - reach)), min(width, int(x + reach) + 1))
-        if hole[rows, cols].any():
-            return [COARSE, FINE]
-    return [FINE]
-
-
-def around(framing: Framing, moves: tuple[Move, ...]) -> list[Framing]:
-    return [framing.moved(*move) for move in moves]
+    alive = []
+    for x, y in face.landmarks:
+        rows = slice(max(0, int(y - reach)), max(0, min(height, int(y + reach) + 1)))
+        cols = slice(max(0, int(x - reach)), max(0, min(width, int(x + reach) + 1)))
+        alive.append(not bool(hole[rows, cols].any()))
+    return np.array(alive)
 
 
 def known_error(generated: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> float:

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from app.faces.align import TEMPLATE, Framing, from_landmarks, region_of, warp_in, warp_out
+from app.faces.locate import Box, Face
 from app.faces.paste import FaceFill, paste_faces
-from app.faces.plan import landmarks_plausible
+from app.faces.plan import landmarks_plausible, surviving
 from app.quality.scenes import scene
 
 
@@ -119,3 +120,50 @@ def test_a_sliver_of_damage_at_the_corner_is_located_without_error(locator) -> N
         hole = np.zeros(shape, dtype=bool)
         hole[0, 0] = True
         assert locator.detect(image, hole) == []
+
+
+def test_two_kept_landmarks_fix_the_framing_and_the_third_is_ignored() -> None:
+    """A nose guessed wrong under a hole does not pull the framing: the eyes alone land on the template's eyes."""
+    truth = _framing(0.6, 12.0, (40.0, 30.0))
+    inverse = np.linalg.inv(truth.matrix[:, :2])
+    photo_points = TEMPLATE @ inverse.T - inverse @ truth.matrix[:, 2]
+    photo_points[2] += (9.0, -7.0)  # the predictor's guess of a hidden nose
+    kept = from_landmarks(photo_points, np.array([True, True, False]))
+    assert np.allclose(kept.matrix, truth.matrix, atol=1e-9)
+    assert not np.allclose(from_landmarks(photo_points).matrix, truth.matrix, atol=1e-3)
+    one = from_landmarks(photo_points, np.array([False, False, True]))  # one point fixes no similarity: all three
+    assert np.allclose(one.matrix, from_landmarks(photo_points).matrix)
+
+
+def _face(landmarks: np.ndarray) -> Face:
+    return Face(Box(0, 0, 200, 200), landmarks, "detected", 1.0)
+
+
+def test_landmarks_under_the_hole_do_not_survive_it() -> None:
+    hole = np.zeros((200, 200), dtype=bool)
+    face = _face(TEMPLATE.copy())
+    assert surviving(face, hole).tolist() == [True, True, True]
+    hole[100:170, 62:138] = True  # the nose-and-mouth block of the scenes
+    assert surviving(face, hole).tolist() == [True, True, False]
+    hole[:] = False
+    hole[70:75, 130:140] = True  # a scratch just below the right eye, within 0.3 eye distances of it
+    assert surviving(face, hole).tolist() == [True, False, True]
+
+
+def test_a_nose_and_mouth_hole_is_framed_by_the_eyes(held_out, locator) -> None:
+    """On held-out scenes with the nose and mouth blocked, the framing puts dlib's eye points exactly on the
+    template's eyes (the nose point, a guess under the hole, is left out)."""
+    framed = 0
+    for index in range(6):
+        item = scene(index, "nose-mouth", held_out[index])
+        damaged = item.image.copy()
+        damaged[item.hole] = 0
+        for face in locator.detect(damaged, item.hole):
+            alive = surviving(face, item.hole)
+            if alive.tolist() != [True, True, False]:
+                continue
+            framing = from_landmarks(face.landmarks, alive)
+            eyes = face.landmarks[:2] @ framing.matrix[:, :2].T + framing.matrix[:, 2]
+            assert np.allclose(eyes, TEMPLATE[:2], atol=1e-6)
+            framed += 1
+    assert framed >= 4
