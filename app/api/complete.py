@@ -348,6 +348,10 @@ async def complete(
         raise Problem("invalid-parameter", "faces= needs region=auto and a face model: leave it out, or pick one")
     image_data = await image.read()
     mask_data = await mask.read() if mask is not None else None
+    # a body over 1 MB was spooled to /tmp: give the disk back now, not when the (long) search has answered
+    for part in (image, mask):
+        if part is not None:
+            await part.close()
     # what decoding will hold, from the headers: past the server's pixel budget a 503 before any pixel is decoded
     request.state.admission.claim_pixels(declared_pixels(image_data) + declared_pixels(mask_data))
 
@@ -356,6 +360,7 @@ async def complete(
         return asyncio.wrap_future(executor.submit(fn, *args))
 
     upload: Upload = await run(decode_upload, image_data, mask_data, settings.max_image_pixels)
+    del image_data, mask_data  # the encoded files are not needed again: only the decoded pixels wait for the search
     decoded = time.perf_counter()
     planned: list[Planned] = []
     if family is not None:

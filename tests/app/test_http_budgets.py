@@ -3,8 +3,11 @@ are read, uploads by their pixels from the image headers before decoding; past e
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -86,3 +89,41 @@ def test_past_the_pixel_budget_a_request_is_refused_before_decoding(
         # alone it is admitted although it is over the budget: it waits for an idle server, not forever
         alone = http.post("/complete", files=_large(faces[531]), data={"iterations": "3"})
         assert alone.status_code == 200, alone.text
+
+
+def _open_temporary_files() -> int:
+    """Files of this process (the server runs in it) open under the temporary folder: spooled upload bodies."""
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        count += target.startswith(tempfile.gettempdir())
+    return count
+
+
+def test_a_spooled_upload_gives_its_disk_back_before_the_search(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image over 1 MB is spooled to /tmp while the form is parsed; its file is closed once read, so searches
+    that wait or run for minutes do not keep the disk their uploads took."""
+    gate = StepGate(monkeypatch)
+    noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+    hole = center_hole(700, 700)
+    files = {"image": ("noise.png", encode(noise)), "mask": ("m.png", mask_png(hole))}
+    assert len(files["image"][1]) > 1_100_000  # over Starlette's 1 MB in-memory spool
+    answers: list[httpx.Response] = []
+    with running(make_settings()) as url, httpx.Client(base_url=url, timeout=60) as http:
+        before = _open_temporary_files()
+        thread = threading.Thread(
+            target=lambda: answers.append(http.post("/complete", files=files, data={"iterations": "2"}))
+        )
+        thread.start()
+        try:
+            assert gate.entered.wait(60), "the search never started"
+            assert _open_temporary_files() == before  # the search runs; the upload's spool file is gone
+        finally:
+            gate.release.set()
+            thread.join(60)
+    assert answers[0].status_code == 200, answers[0].text
