@@ -124,7 +124,7 @@ def plan(settings: Settings, faces: list[Face], hole: np.ndarray, models: list[S
             report.status = "too-small"
         elif framing.side >= FILLS_THE_PHOTO * min(hole.shape):
             report.status = "fills-the-photo"
-        elif not plausible and face.source == "detected":
+        elif not face.confirmed or (not plausible and face.source == "detected"):
             report.status = "not-a-face"
         elif not touched(framing, hole, least):
             report.status = "untouched"

@@ -175,3 +175,37 @@ def test_region_auto_on_a_model_that_knows_no_faces_is_422(faces_store: Path) ->
         response = _post(client, image, hole, region="auto")
         assert response.status_code == 422 and "needs a face model" in response.json()["detail"]
         assert _post(client, image, hole).status_code == 200  # no region: the whole photo, as before
+
+
+def test_a_box_given_on_the_background_is_refused_and_the_face_beside_it_restored(
+    http: httpx.Client,
+    held_out,  # noqa: F811
+) -> None:
+    """A caller's box on the scene's background (not the face) gets no face pasted into it: the detectors,
+    looking closer than the locator, see none there; the real face given beside it is restored."""
+    item = scene(3, "nose-mouth", held_out[3])
+    corners = item.to_scene[:, :2] @ np.array([[0, 0], [200, 200]]).T + item.to_scene[:, 2:3]
+    x, y = corners.min(axis=1).astype(int)
+    side = int(item.side)
+    face_box = (x, y, side, side)
+    # the same size, on the other half of the photo
+    wall = (20 if x > 320 else 600 - side, 20 if y > 240 else 460 - side, side, side)
+    hole = item.hole.copy()
+    hole[wall[1] + side // 3 : wall[1] + 2 * side // 3, wall[0] + side // 4 : wall[0] + 3 * side // 4] = True
+    damaged = item.image.copy()
+    damaged[hole] = 0
+    boxes = ";".join(",".join(map(str, box)) for box in (face_box, wall))
+    response = _post(http, damaged, hole, faces=boxes)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert [(face["box"], face["status"]) for face in answer["faces"]] == [
+        (list(face_box), "restored"),
+        (list(wall), "not-a-face"),
+    ]
+    assert answer["fallback"] == "classical" and response.headers["x-faces"] == "1"
+    out = _image(answer)
+    assert np.array_equal(out[~hole], item.image[~hole])
+    on_wall = hole & ~item.hole
+    classical = telea(damaged, hole)
+    # the wall's hole took the classical fill (the same method, made on the hole's bounding box)
+    assert np.abs(out[on_wall].astype(int) - classical[on_wall]).mean() < 8
