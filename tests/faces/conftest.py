@@ -12,12 +12,22 @@ from training.checkpoint import read_card
 FACES_200_ZIP = SHARED_DATA / "utkface_crop_part1_200.zip"
 
 
-@pytest.fixture(scope="session")
-def held_out() -> list:
-    """Twelve 200x200 faces no shipped face model trained on (both cards hold them out)."""
+def _held_out(count: int) -> list:
+    """The first `count` 200x200 faces no shipped face model trained on (both cards hold them out), by name:
+    scene i of `app.quality.scenes` places face i, as the evaluation does."""
     names = set(read_card(SHIPPED_STORE / "faces" / "2")["dataset"]["held_out"])
     names &= set(read_card(SHIPPED_STORE / "faces-128" / "2")["dataset"]["held_out"])
-    return held_out_faces(FACES_200_ZIP, sorted(names)[:12])
+    return held_out_faces(FACES_200_ZIP, sorted(names)[:count])
+
+
+@pytest.fixture(scope="session")
+def held_out() -> list:
+    return _held_out(12)
+
+
+@pytest.fixture(scope="session")
+def held_out_60() -> list:
+    return _held_out(60)
 
 
 @pytest.fixture(scope="session")
