@@ -304,10 +304,6 @@ class IterationPool:
             for index, label in enumerate(self._devices)
         ]
 
-    @property
-    def scheduler(self) -> Scheduler[_Request]:
-        return self._scheduler
-
     def start(self) -> None:
         for label in self._devices:
             self._metrics.live_slots.labels(device=label).set(0)

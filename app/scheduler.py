@@ -227,10 +227,6 @@ class Scheduler(Generic[Job]):
         with self._changed:
             return len(self._waiting)
 
-    def used_slots(self, worker: int) -> int:
-        with self._changed:
-            return self._used[worker]
-
     @property
     def closed(self) -> bool:
         return self._closed

@@ -123,15 +123,6 @@ class SearchBatch:
         """Rows that the next `step()` computes."""
         return len(self._owner)
 
-    @property
-    def searches(self) -> int:
-        """Admitted searches not yet popped (live or finished)."""
-        return len(self._searches)
-
-    def finished(self) -> list[int]:
-        """Keys of searches whose every restart has ended and that wait to be popped."""
-        return list(self._finished)
-
     def add(self, job: SearchJob) -> int:
         """Admit a job: one new slot per restart. Returns its key for `pop`/`cancel`."""
         job.check(self.channels, self.resolution)

@@ -43,17 +43,18 @@ def test_search_admitted_between_steps_is_unaffected(runner: SearchRunner) -> No
     alone = runner.run([make_job(0)])[0]
     batch = runner.batch()
     early = batch.add(make_job(1, iterations=200))
+    finished: list[int] = []  # what each step reports: the searches it finished
     for _ in range(7):
-        batch.step()
+        finished += batch.step()
     key = batch.add(make_job(0))
     doomed = batch.add(make_job(2, iterations=500))
-    batch.step()
+    finished += batch.step()
     batch.cancel(doomed)
     assert batch.live_slots == 4
-    while key not in batch.finished():
-        batch.step()
+    while key not in finished:
+        finished += batch.step()
     late = batch.pop(key)
-    assert early not in batch.finished() and batch.live_slots == 2
+    assert early not in finished and batch.live_slots == 2
     torch.testing.assert_close(late.generated, alone.generated, atol=1e-4, rtol=1e-4)
 
 

@@ -107,7 +107,7 @@ def test_an_out_of_memory_step_lowers_the_cap_and_requeues_instead_of_failing(
     # 12 slots ran out, then 6 (under the cap of 6), then 3 searches' worth never could: caps 6, then 3
     assert small.sizes[:2] == [12, 6] and max(small.sizes[2:]) <= 3
     assert _sample(metrics, "imgcomp_out_of_memory_steps_total") == 2
-    assert _sample(metrics, "imgcomp_slot_cap") == 3 == pool.scheduler.cap(0, MODEL)
+    assert _sample(metrics, "imgcomp_slot_cap") == 3
     assert metrics.registry.get_sample_value("imgcomp_step_failures_total", {"device": "cpu"}) in (None, 0)
     assert "ran out of memory at 12 slots" in caplog.text and "at most 6 slots" in caplog.text
     # each answer is the one it gets on a device with room for all of them: a requeued search starts afresh
@@ -123,4 +123,4 @@ def test_a_search_that_does_not_fit_even_alone_fails_and_the_rest_run(runner: Se
     answers, metrics, pool = _run(small, jobs)
     assert isinstance(answers[0], torch.cuda.OutOfMemoryError)  # 6 restarts never fit in 4 slots
     assert answers[1].iterations == 4
-    assert pool.scheduler.used_slots(0) == 0 and pool.scheduler.waiting == 0
+    assert pool.waiting == 0
