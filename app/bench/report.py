@@ -78,9 +78,14 @@ def table(rows: list[Row]) -> str:
         lines.append(
             f"{row.label:<{width}}{row.clients:>8}{row.completed:>6}{row.completions_per_s:>9.3f}"
             f"{row.image_iterations_per_s:>10.1f}{row.p50_s:>8.2f}{row.p95_s:>8.2f}{row.p99_s:>8.2f}"
-            f"{row.slots_per_step:>11.1f}{row.gflops:>9.1f}{row.peak_share:>7.0%}"
+            f"{row.slots_per_step:>11.1f}{row.gflops:>9.1f}{_share(row.peak_share):>7}"
         )
     return "\n".join(lines)
+
+
+def _share(peak_share: float) -> str:
+    """`-` where the run measured no matmul peak (`--defaults`), not `nan%`."""
+    return "-" if math.isnan(peak_share) else f"{peak_share:.0%}"
 
 
 def ratios(rows: list[Row], mode: str, baselines: tuple[str, ...]) -> str:
