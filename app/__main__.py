@@ -100,7 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     # every weight file checked before uvicorn starts: a missing, truncated, tampered or misshapen file is
     # one line naming it and exit 2, not a traceback from the lifespan
     try:
-        ModelStore.discover(settings.model_store, settings.default_model).verify()
+        verified = ModelStore.discover(settings.model_store, settings.default_model).verify()
     except (CheckpointError, UnknownModelError) as error:
         listener.close()
         print(f"cannot serve {settings.model_store}: {error}", file=sys.stderr)
@@ -109,7 +109,9 @@ def _serve(args: argparse.Namespace) -> int:
     # one process: every device is inside it, and Prometheus needs no multiprocess mode
     # on SIGTERM uvicorn stops accepting, lets in-flight requests finish for the grace period, then the
     # lifespan stops the pool (which gives anything still accepted the same grace)
-    app = create_app(settings)
+    # what was verified is what the lifespan puts on the devices: no weight file is read twice
+    app = create_app(settings, verified)
+    del verified  # the lifespan holds the only reference now, and drops it once the models are on the devices
     config = uvicorn.Config(
         app,
         log_level=settings.log_level,

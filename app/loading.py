@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -10,22 +10,28 @@ from app.config import Precision
 from app.engine.kinds import Runner
 from app.engine.precision import resolve as resolve_precision
 from app.store import ModelEntry
+from training.checkpoint import LoadedModel
 
 
 def load_runners(
-    entries: Sequence[ModelEntry], devices: Sequence[str], precision: Precision
+    entries: Sequence[ModelEntry],
+    devices: Sequence[str],
+    precision: Precision,
+    verified: Mapping[str, LoadedModel] | None = None,
 ) -> list[dict[str, Runner]]:
     """Per device (in order), each entry's networks loaded onto it; raises CheckpointError naming the file.
 
     The runner comes from the version's kind (`app.engine.kinds`). The checkpoint reader verifies
-    every file's sha256 and shape, so a broken version fails here, before anything serves it.
+    every file's sha256 and shape, so a broken version fails here, before anything serves it. A version
+    in `verified` (what `ModelEntry.verify` returned, by key) is copied from there, its files not read again.
     """
+    verified = verified or {}
     per_device = []
     for device in devices:
         dtype = resolve_precision(precision, torch.device(device))
         runners = {}
         for entry in entries:
-            model = entry.load_served(torch.device(device))
+            model = entry.load_served(torch.device(device), verified.get(entry.key))
             runners[entry.key] = entry.engine.runner(model, torch.device(device), dtype)
         per_device.append(runners)
     return per_device

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import torch
@@ -36,6 +36,7 @@ from app.pool import IterationPool
 from app.reload import OUTCOMES, publish_model_info
 from app.store import ModelStore
 from app.web.routes import install_page
+from training.checkpoint import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,17 @@ def _device_name(device: str) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def start_services(settings: Settings, metrics: Metrics) -> Services:
-    """Load every model version onto every device and start the pool's worker per device (blocking, seconds)."""
+def start_services(settings: Settings, metrics: Metrics, verified: Mapping[str, LoadedModel] | None = None) -> Services:
+    """Load every model version onto every device and start the pool's worker per device (blocking, seconds).
+
+    `verified`: what `ModelStore.verify` loaded, by version key; those versions are not read from disk again.
+    """
     store = ModelStore.discover(settings.model_store, settings.default_model)
     if settings.torch_threads is not None:
         torch.set_num_threads(settings.torch_threads)  # process-wide: one service per process
     if any(device.startswith("cuda") for device in settings.devices):
         deterministic_cuda()
-    per_device = load_runners(store.entries(), settings.devices, settings.precision)
+    per_device = load_runners(store.entries(), settings.devices, settings.precision, verified)
     for device in settings.devices:
         metrics.device_info.labels(device=device, name=_device_name(device)).set(1)
         log.info("%s steps searches in %s", device, resolve_precision(settings.precision, torch.device(device)))
@@ -104,8 +108,13 @@ def start_services(settings: Settings, metrics: Metrics) -> Services:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A ready-to-serve app; `settings` default to the environment (`IMGCOMP_*`)."""
+def create_app(settings: Settings | None = None, verified: Mapping[str, LoadedModel] | None = None) -> FastAPI:
+    """A ready-to-serve app; `settings` default to the environment (`IMGCOMP_*`).
+
+    `verified`: the models `serve` verified before starting (`ModelStore.verify`), which the first start-up puts
+    on the devices instead of reading their files again; it is dropped then, so their CPU copies are freed.
+    """
+    pending = dict(verified or {})
     settings = settings if settings is not None else Settings()
     metrics = Metrics()
     # every reason exported at 0 from the start: a counter's first increment is otherwise invisible to rate()
@@ -120,7 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Pillow's own guard as well as ours: a file decoded anywhere in this process refuses a bomb
         pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, settings.max_image_pixels
-        services = await asyncio.to_thread(start_services, settings, metrics)
+        services = await asyncio.to_thread(start_services, settings, metrics, pending)
+        pending.clear()
         app.state.services = services
         scrape = None
         if settings.metrics_port is not None:

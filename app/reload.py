@@ -62,18 +62,21 @@ def prepare_reload(settings: Settings, current: ModelStore, served: Collection[s
         store = ModelStore.discover(settings.model_store, settings.default_model)
     except (CheckpointError, UnknownModelError, OSError) as exc:
         raise ReloadRefusedError(f"the model store cannot be read: {exc}") from exc
+    verified = {}  # the added versions as verified, put on the devices from there, not read again
     for entry in store.entries():  # what `serve` verifies, so a reload never serves what a restart refuses
         try:
-            entry.verify()
+            model = entry.verify()
         except CheckpointError as exc:
             raise ReloadRefusedError(f"version {entry.key} cannot be served: {exc}") from exc
+        if entry.key not in served:
+            verified[entry.key] = model
     added = tuple(entry for entry in store.entries() if entry.key not in served)
     keys = {entry.key for entry in store.entries()}
     removed = tuple(entry for entry in current.entries() if entry.key not in keys)
     runners: list[dict[str, Runner]] = [{} for _ in settings.devices]
     for entry in added:
         try:
-            loaded = load_runners([entry], settings.devices, settings.precision)
+            loaded = load_runners([entry], settings.devices, settings.precision, verified)
         except CheckpointError as exc:
             raise ReloadRefusedError(f"version {entry.key} cannot be served: {exc}") from exc
         for worker, runner in zip(runners, loaded, strict=True):

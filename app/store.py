@@ -7,7 +7,8 @@ reads only the `model.json` cards; weights are loaded per device by the caller.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,17 +75,23 @@ class ModelEntry:
         for another kind)."""
         return load_checkpoint(self.path, device)
 
-    def load_served(self, device: torch.device) -> LoadedModel:
+    def load_served(self, device: torch.device, verified: LoadedModel | None = None) -> LoadedModel:
         """The networks this version's kind serves (not the discriminators a one-pass model keeps for
-        training), on `device`, eval mode, frozen; checksums and shapes verified by the checkpoint reader."""
-        served = tuple(role for role in kind_of(self.card).served if role in self._roles())
-        return load_model(self.path, device, served)
+        training), on `device`, eval mode, frozen; checksums and shapes verified by the checkpoint reader.
 
-    def verify(self) -> None:
-        """Load every role once on the CPU (checksums, shapes, configs) and drop it, the discriminators a one-pass
-        model does not serve included: what `serve` checks before it starts and a reload before it changes
-        anything. Raises CheckpointError naming the folder."""
-        load_model(self.path, torch.device("cpu"))
+        `verified` is what `verify` returned for this version: its networks are copied onto `device` instead
+        of the files being read again (the reader builds on the CPU and moves to the device the same way)."""
+        served = tuple(role for role in kind_of(self.card).served if role in self._roles())
+        if verified is None:
+            return load_model(self.path, device, served)
+        return replace(verified, networks={role: copy.deepcopy(verified.networks[role]).to(device) for role in served})
+
+    def verify(self) -> LoadedModel:
+        """Load every role once on the CPU (checksums, shapes, configs), the discriminators a one-pass model does
+        not serve included: what `serve` checks before it starts and a reload before it changes anything.
+        Returns what it loaded, for `load_served` to put on the devices without reading the files again.
+        Raises CheckpointError naming the folder."""
+        return load_model(self.path, torch.device("cpu"))
 
     def _roles(self) -> set[str]:
         if "weights" in self.card:
@@ -120,11 +127,10 @@ class ModelStore:
             )
         return cls(entries, default_model)
 
-    def verify(self) -> None:
+    def verify(self) -> dict[str, LoadedModel]:
         """`ModelEntry.verify` for every version: a folder is whole or refused. Raises CheckpointError naming
-        the folder."""
-        for entry in self.entries():
-            entry.verify()
+        the folder. Returns what it loaded by version key (see `load_served`)."""
+        return {entry.key: entry.verify() for entry in self.entries()}
 
     def names(self) -> list[str]:
         """Every model name, sorted."""
