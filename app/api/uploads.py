@@ -32,6 +32,7 @@ import torch
 from PIL import Image, ImageCms
 
 from app.api.colour import from_srgb, read_profile, to_srgb
+from training.data import to_signed, to_uint8
 
 OutputFormat = Literal["png", "jpeg", "webp"]
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -248,10 +249,9 @@ def in_upload_space(upload: Upload, generated: torch.Tensor) -> torch.Tensor:
     """The model's sRGB fill (C, R, R) in [-1, 1], converted into the upload's own colour space."""
     if upload.icc_profile is None:
         return generated
-    fill = generated.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    pixels = fill.expand(3, -1, -1).permute(1, 2, 0).contiguous().numpy()
+    pixels = to_uint8(generated.cpu()).expand(3, -1, -1).permute(1, 2, 0).contiguous().numpy()
     converted = torch.from_numpy(from_srgb(pixels, upload.icc_profile).copy())
-    return converted.permute(2, 0, 1).float().div(127.5).sub(1.0)
+    return to_signed(converted.permute(2, 0, 1))
 
 
 def encode_image(image: np.ndarray, output_format: OutputFormat, icc_profile: bytes | None = None) -> bytes:

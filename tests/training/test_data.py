@@ -91,3 +91,13 @@ def test_signed_round_trip(faces: np.ndarray) -> None:
 
     pixels = torch.from_numpy(faces[:2])
     assert torch.equal(to_uint8(to_signed(pixels)), pixels)
+
+
+def test_to_uint8_saturates_as_clamping_first_does() -> None:
+    """The service's colour conversion clamped to [-1, 1] before scaling; to_uint8, which it now calls, clamps after
+    rounding: the same byte for every value, inside the range, on its edges and past them."""
+    import torch
+
+    values = torch.cat([torch.linspace(-1.5, 1.5, 300_001), torch.tensor([-1.0, 1.0, -1.0001, 1.0001, 1e9, -1e9])])
+    clamped_first = values.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    assert torch.equal(to_uint8(values), clamped_first)
