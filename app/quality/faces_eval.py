@@ -41,13 +41,14 @@ def png(array: np.ndarray) -> bytes:
 
 
 def complete_json(
-    client: httpx.Client, damaged: np.ndarray, hole: np.ndarray, region: str
+    client: httpx.Client, damaged: np.ndarray, hole: np.ndarray, region: str, model: str | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """The service's answer for `damaged` with its `hole` and `region`: the restored image and the rest of the JSON."""
+    """The service's answer for `damaged` with its `hole`, `region` and `model` (the server's default when None):
+    the restored image and the rest of the JSON."""
     response = client.post(
         "/complete",
         files={"image": png(damaged), "mask": png(hole.astype(np.uint8) * 255)},
-        data={"region": region},
+        data={"region": region} | ({"model": model} if model is not None else {}),
         headers={"Accept": "application/json"},
     )
     response.raise_for_status()
