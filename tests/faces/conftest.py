@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from app.faces.locate import FaceLocator
+from app.quality.faces_eval import held_out_names
 from app.quality.scenes import held_out_faces
 from tests.conftest import SHARED_DATA, SHIPPED_STORE
-from training.checkpoint import read_card
 
 FACES_200_ZIP = SHARED_DATA / "utkface_crop_part1_200.zip"
 
@@ -15,9 +15,7 @@ FACES_200_ZIP = SHARED_DATA / "utkface_crop_part1_200.zip"
 def _held_out(count: int) -> list:
     """The first `count` 200x200 faces no shipped face model trained on (both cards hold them out), by name:
     scene i of `app.quality.scenes` places face i, as the evaluation does."""
-    names = set(read_card(SHIPPED_STORE / "faces" / "2")["dataset"]["held_out"])
-    names &= set(read_card(SHIPPED_STORE / "faces-128" / "2")["dataset"]["held_out"])
-    return held_out_faces(FACES_200_ZIP, sorted(names)[:count])
+    return held_out_faces(FACES_200_ZIP, held_out_names(SHIPPED_STORE)[:count])
 
 
 @pytest.fixture(scope="session")
