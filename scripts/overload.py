@@ -12,15 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
 
@@ -28,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app.bench.overload import Payload, capacity, open_loop, table, write_report  # noqa: E402
+from app.bench.server import start_server  # noqa: E402
 from training.masks import make_mask  # noqa: E402
 
 
@@ -50,31 +47,6 @@ def payloads(faces: np.ndarray, count: int, data: dict[str, str]) -> list[Payloa
         }
         out.append(Payload(files=files, data={**data, "seed": str(index)}))
     return out
-
-
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
-    # /metrics beside the API: a second server on this machine (make serve) may hold the metrics port
-    environment |= {"IMGCOMP_PORT": str(port), "IMGCOMP_HOST": "127.0.0.1", "IMGCOMP_LOG_LEVEL": "warning"}
-    environment |= {"IMGCOMP_METRICS_PORT": "public", **env}
-    server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=REPO, env=environment)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        if server.poll() is not None:
-            raise RuntimeError("the server exited while starting")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return server, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError("the server did not become ready in 180 s")
-        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:

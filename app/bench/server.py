@@ -1,17 +1,25 @@
-"""The real service on a loopback port, for the bench's through-HTTP mode."""
+"""The real service on a loopback port: in a thread for the bench's through-HTTP mode, or as its own process
+for the load scripts (whose memory is then the server's alone)."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 
 from app.config import Settings
 from app.main import create_app
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -41,3 +49,30 @@ def serving(settings: Settings) -> Iterator[str]:
         server.should_exit = True
         thread.join(60)
         listener.close()
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m app serve` on a free loopback port with `env` (IMGCOMP_* variables of this shell left out), once
+    it answers /readyz; returns the process and its base URL. The caller stops it (SIGTERM)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
+    # /metrics beside the API: a second server on this machine (make serve) may hold the metrics port
+    environment |= {"IMGCOMP_PORT": str(port), "IMGCOMP_HOST": "127.0.0.1", "IMGCOMP_LOG_LEVEL": "warning"}
+    environment |= {"IMGCOMP_METRICS_PORT": "public", **env}
+    server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=REPO, env=environment)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError("the server exited while starting")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError("the server did not become ready in 180 s")
+        time.sleep(0.2)
