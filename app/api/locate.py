@@ -12,13 +12,13 @@ import time
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi import APIRouter, Depends, File, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from app.api.auth import require_token
 from app.api.deps import ExecutorDep, LocatorDep, MetricsDep, SettingsDep, StoreDep
 from app.api.problems import UPLOAD_PROBLEMS, problem_example
-from app.api.uploads import decode_upload
+from app.api.uploads import declared_pixels, decode_upload
 from app.faces.locate import Face, FaceLocator
 
 router = APIRouter(prefix="/v1/faces", tags=["faces"])
@@ -65,6 +65,7 @@ def _locate(locator: FaceLocator, image: np.ndarray, hole: np.ndarray) -> tuple[
     dependencies=[Depends(require_token)],
 )
 async def find_faces(
+    request: Request,
     settings: SettingsDep,
     store: StoreDep,
     executor: ExecutorDep,
@@ -78,6 +79,9 @@ async def find_faces(
 ) -> FaceList:
     image_data = await image.read()
     mask_data = await mask.read() if mask is not None else None
+    admission = request.state.admission
+    admission.release()  # no search is queued: the queue place goes back; the bytes and pixels stay claimed
+    admission.claim_pixels(declared_pixels(image_data) + declared_pixels(mask_data))  # 503 past the budget
     upload = await asyncio.wrap_future(
         executor.submit(decode_upload, image_data, mask_data, settings.max_image_pixels, hole_required=False)
     )

@@ -22,6 +22,9 @@ from app.scheduler import QueueFullError, ShuttingDownError
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 COMPLETE_PATH = "/complete"
+FACES_PATH = "/v1/faces"
+# the routes that decode an upload: each passes the door (its bytes and pixels weighed) before its body is read
+ADMITTED_PATHS = frozenset({COMPLETE_PATH, FACES_PATH})
 
 
 class UploadTooLarge(HTTPException):
@@ -131,7 +134,8 @@ class UploadLimitMiddleware:
 
 
 class AdmissionMiddleware:
-    """`POST /complete` passes the door (`app.api.admission`) before its body is read, or gets 503 at once.
+    """`POST /complete` and `POST /v1/faces` pass the door (`app.api.admission`) before their bodies are read, or
+    get 503 at once.
 
     The pass is held in the request's state until the route has queued the search, and given back
     here when the request ends, whatever happened in between.
@@ -144,7 +148,7 @@ class AdmissionMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services = getattr(scope["app"].state, "services", None) if scope["type"] == "http" else None
-        if services is None or scope["path"] != COMPLETE_PATH or scope["method"] != "POST":
+        if services is None or scope["path"] not in ADMITTED_PATHS or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})

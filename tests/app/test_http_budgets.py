@@ -127,3 +127,26 @@ def test_a_spooled_upload_gives_its_disk_back_before_the_search(
             gate.release.set()
             thread.join(60)
     assert answers[0].status_code == 200, answers[0].text
+
+
+def test_finding_faces_is_weighed_by_the_same_pixel_budget(
+    make_settings: Callable[..., Settings], faces: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`POST /v1/faces` decodes an upload as a completion does: past the pixel budget it gets the same 503 before
+    decoding, and alone it is answered."""
+    gate = StepGate(monkeypatch)
+    settings = make_settings(admission_pixels=20_000, retry_after_s=3)
+    answers: list[httpx.Response] = []
+    with running(settings) as url, httpx.Client(base_url=url, timeout=60) as http:
+        holder = _hold_one_search(http, gate, faces[540], answers)
+        try:
+            refused = http.post("/v1/faces", files=_large(faces[541]))
+            _assert_problem(refused, 503, "queue-full")
+            assert refused.headers["retry-after"] == "3"
+            assert "hold 8,192 of the server's 20,000 pixels and this one has 32,768" in refused.json()["detail"]
+        finally:
+            gate.release.set()
+            holder.join(60)
+        assert answers[0].status_code == 200, answers[0].text
+        alone = http.post("/v1/faces", files=_large(faces[541]))
+        assert alone.status_code == 200, alone.text
