@@ -191,3 +191,22 @@ def test_the_byte_budget_fits_the_tmp_volume(variant: str) -> None:
     units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
     limit = int(size[:-2]) * units[size[-2:]]
     assert budget + upload <= limit, (budget, upload, size)
+
+
+# measured: a burst of maximum-size flat PNGs held about 11 bytes per admitted pixel over the idle server
+# (docs/overload/burst.md); the check allows 16, over 1 GiB of loaded models and runtime
+BYTES_PER_ADMITTED_PIXEL, BASELINE_BYTES = 16, 2**30
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_pixel_budget_fits_the_memory_limit(variant: str) -> None:
+    """What the door admits at once (and one maximum-size upload alone, over the budget, with its mask) fits the
+    container's memory limit, so a burst of large photos is refused with 503, not OOM-killed."""
+    container = _service_pod(variant)["spec"]["containers"][0]
+    env = _env(container)
+    budget = int(env["IMGCOMP_ADMISSION_PIXELS"])
+    largest = int(env.get("IMGCOMP_MAX_IMAGE_PIXELS", Settings.model_fields["max_image_pixels"].default))
+    size = container["resources"]["limits"]["memory"]
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    limit = int(size[:-2]) * units[size[-2:]]
+    assert BASELINE_BYTES + (budget + 2 * largest) * BYTES_PER_ADMITTED_PIXEL <= limit, (budget, largest, size)
