@@ -161,7 +161,7 @@ async def check_framings(
     )
     for (item, _), face, guess in zip(todo, aligned, guesses, strict=True):
         item.aligned = face
-        error = known_error(guess.generated, face.target, face.hole) if not bool(face.hole.all()) else math.inf
+        error = known_error(guess.generated, face.target, face.hole)  # inf where no pixel is known
         item.report.known_error = round(error, 4) if math.isfinite(error) else None
         if not math.isfinite(error):
             item.report.status, item.model = "no-context", None

@@ -83,12 +83,16 @@ class Face:
     confirmed: bool = True  # a caller's box: whether a detector, looking closer, sees a face in it
 
 
+def _scaled(picture: np.ndarray, scale: float) -> np.ndarray:
+    """`picture` resized by `scale` (area average down, cubic up), contiguous for dlib."""
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(picture, None, fx=scale, fy=scale, interpolation=interpolation))
+
+
 def _shrunk(picture: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """`picture` brought down to at most `side` pixels a side (area average), contiguous for dlib, and its scale."""
     scale = min(1.0, side / max(picture.shape[:2]))
-    if scale < 1.0:
-        picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(picture), scale
+    return (_scaled(picture, scale) if scale < 1.0 else np.ascontiguousarray(picture)), scale
 
 
 def _box(rect: dlib.rectangle, scale: float, left: int = 0, top: int = 0) -> Box:
@@ -154,10 +158,9 @@ class FaceLocator:
         box was found on the backgrounds (60 off-face holes), for about 0.05 s."""
         top, left, bottom, right = _neighbourhood(hole, 1.5)
         scale = min(CLOSER_SIDE / max(bottom - top, right - left), MAX_CLOSER_ZOOM)
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        picture = cv2.resize(prefilled[top:bottom, left:right], None, fx=scale, fy=scale, interpolation=interpolation)
+        picture = _scaled(prefilled[top:bottom, left:right], scale)
         detector, _ = self._models()
-        rects, scores, _ = detector.run(np.ascontiguousarray(picture), 1, CONFIRM_HOG_SCORE)
+        rects, scores, _ = detector.run(picture, 1, CONFIRM_HOG_SCORE)
         boxes = [(_box(rect, scale, left, top), float(score)) for rect, score in zip(rects, scores, strict=True)]
         return [(box, score) for box, score in boxes if _covered(hole, box).any()]
 
@@ -212,10 +215,7 @@ class FaceLocator:
         bottom, right = min(height, box.y + box.h + grow), min(width, box.x + box.w + grow)
         if bottom - top < 2 or right - left < 2:
             return False
-        scale = CONFIRM_SIDE / max(box.w, box.h)
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        picture = cv2.resize(prefilled[top:bottom, left:right], None, fx=scale, fy=scale, interpolation=interpolation)
-        picture = np.ascontiguousarray(picture)
+        picture = _scaled(prefilled[top:bottom, left:right], CONFIRM_SIDE / max(box.w, box.h))
         detector, _ = self._models()
         _, scores, _ = detector.run(picture, 0, CONFIRM_HOG_SCORE)
         if len(scores):
