@@ -72,12 +72,10 @@ class Identity:
 def _found(answer: dict[str, Any], item: Scene) -> tuple[bool, bool, int]:
     """(face found, face restored, false boxes): a box counts as the face when its centre is within a third of the
     face's side of the face's centre."""
-    centre = item.to_scene[:, :2] @ np.array([100.0, 100.0]) + item.to_scene[:, 2]
     found = restored = False
     false = 0
     for face in answer.get("faces", []):
-        x, y, w, h = face["box"]
-        near = np.hypot(x + w / 2 - centre[0], y + h / 2 - centre[1]) < item.side / 3
+        near = item.is_face(*face["box"])
         found |= near
         restored |= near and face["status"] == "restored"
         false += int(not near)

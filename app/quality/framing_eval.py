@@ -47,13 +47,7 @@ def framing_error(framing: Framing, item: Scene) -> float:
 
 
 def _the_face(faces: list[Face], item: Scene) -> Face | None:
-    centre = item.to_scene[:, :2] @ np.array([100.0, 100.0]) + item.to_scene[:, 2]
-    near = [
-        f
-        for f in faces
-        if np.hypot(f.box.x + f.box.w / 2 - centre[0], f.box.y + f.box.h / 2 - centre[1]) < item.side / 3
-    ]
-    return near[0] if near else None
+    return next((face for face in faces if item.is_face(*face.box.as_list())), None)
 
 
 class Completer:

@@ -38,6 +38,12 @@ class Scene:
     to_scene: np.ndarray  # 2x3
     side: float  # the face's crop square side in photo pixels
 
+    def is_face(self, x: float, y: float, w: float, h: float) -> bool:
+        """Whether the box x, y, w, h is this scene's face: its centre within a third of the face's side of the
+        face's centre (how the evaluations and tests count a face found)."""
+        centre = self.to_scene[:, :2] @ np.array([100.0, 100.0]) + self.to_scene[:, 2]
+        return bool(np.hypot(x + w / 2 - centre[0], y + h / 2 - centre[1]) < self.side / 3)
+
 
 def held_out_faces(zip_path: Path, names: list[str]) -> list[tuple[str, np.ndarray]]:
     with zipfile.ZipFile(zip_path) as archive:

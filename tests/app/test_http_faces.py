@@ -47,12 +47,10 @@ def _image(answer: dict) -> np.ndarray:
 
 
 def _face_at(answer: dict, item) -> dict:
-    centre = item.to_scene[:, :2] @ np.array([100.0, 100.0]) + item.to_scene[:, 2]
     for face in answer["faces"]:
-        x, y, w, h = face["box"]
-        if np.hypot(x + w / 2 - centre[0], y + h / 2 - centre[1]) < item.side / 3:
+        if item.is_face(*face["box"]):
             return face
-    raise AssertionError(f"no face found near {centre}: {answer['faces']}")
+    raise AssertionError(f"no face found on {item.name}: {answer['faces']}")
 
 
 def test_a_damaged_face_in_a_photo_is_restored_in_its_framing(http: httpx.Client, held_out) -> None:  # noqa: F811
