@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import math
 import os
 import secrets
@@ -34,39 +33,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app.bench.hostile import burst, unauthorised_load, write_burst, write_hostile  # noqa: E402
-from app.bench.overload import Payload  # noqa: E402
+from app.bench.load import png  # noqa: E402
+from app.bench.overload import Payload, face_payloads  # noqa: E402
 from app.bench.server import start_server  # noqa: E402
 from app.config import Settings  # noqa: E402
-from training.masks import make_mask  # noqa: E402
 
 MEMORY_LIMIT_MIB = 8 * 1024  # deploy/k8s/base/deployment.yaml: resources.limits.memory
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def face_payloads(faces: np.ndarray, data: dict[str, str]) -> list[Payload]:
-    """Damaged faces (centre blocks, strokes, blocks) with their masks."""
-    out = []
-    for index, face in enumerate(faces):
-        hole = make_mask(("center", "strokes", "blocks")[index % 3], face.shape[0], np.random.default_rng(index))
-        damaged = face.copy()
-        damaged[hole.astype(bool)] = 128
-        files = {
-            "image": ("face.png", _png(damaged), "image/png"),
-            "mask": ("mask.png", _png(hole.astype(np.uint8) * 255), "image/png"),
-        }
-        out.append(Payload(files=files, data={**data, "seed": str(index)}))
-    return out
 
 
 def flat_payload(max_pixels: int, data: dict[str, str]) -> tuple[Payload, str]:
@@ -76,7 +53,7 @@ def flat_payload(max_pixels: int, data: dict[str, str]) -> tuple[Payload, str]:
     mask = np.zeros((side, side), np.uint8)
     hole = side // 5
     mask[(side - hole) // 2 : (side + hole) // 2, (side - hole) // 2 : (side + hole) // 2] = 255
-    files = {"image": ("flat.png", _png(image), "image/png"), "mask": ("mask.png", _png(mask), "image/png")}
+    files = {"image": ("flat.png", png(image), "image/png"), "mask": ("mask.png", png(mask), "image/png")}
     body = len(files["image"][1]) + len(files["mask"][1])
     note = f"a flat {side}x{side} PNG with its mask ({body / 1e3:.0f} kB sent, {2 * side * side / 1e6:.0f} M pixels)"
     return Payload(files=files, data=data), note
@@ -90,7 +67,7 @@ def noisy_payload(body_bytes: int, data: dict[str, str]) -> tuple[Payload, str]:
     mask = np.zeros((side, side), np.uint8)
     hole = side // 5
     mask[(side - hole) // 2 : (side + hole) // 2, (side - hole) // 2 : (side + hole) // 2] = 255
-    files = {"image": ("noise.png", _png(image), "image/png"), "mask": ("mask.png", _png(mask), "image/png")}
+    files = {"image": ("noise.png", png(image), "image/png"), "mask": ("mask.png", png(mask), "image/png")}
     body = len(files["image"][1]) + len(files["mask"][1])
     note = (
         f"a {side}x{side} PNG of noise with its mask ({body / 1e6:.1f} MB sent, {2 * side * side / 1e6:.1f} M pixels)"

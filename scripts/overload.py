@@ -11,42 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import signal
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.bench.overload import Payload, capacity, open_loop, table, write_report  # noqa: E402
+from app.bench.overload import capacity, face_payloads, open_loop, table, write_report  # noqa: E402
 from app.bench.server import start_server  # noqa: E402
-from training.masks import make_mask  # noqa: E402
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def payloads(faces: np.ndarray, count: int, data: dict[str, str]) -> list[Payload]:
-    """Damaged real faces (centre blocks and strokes, as a restoration service sees them)."""
-    out = []
-    for index in range(count):
-        hole = make_mask(("center", "strokes", "blocks")[index % 3], faces.shape[1], np.random.default_rng(index))
-        face = faces[index].copy()
-        face[hole.astype(bool)] = 128
-        files = {
-            "image": ("face.png", _png(face), "image/png"),
-            "mask": ("mask.png", _png(hole.astype(np.uint8) * 255), "image/png"),
-        }
-        out.append(Payload(files=files, data={**data, "seed": str(index)}))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     server, url = start_server(env)
     try:
-        requests = payloads(faces, len(faces), {})
+        requests = face_payloads(faces, {})
         measured = asyncio.run(capacity(url, requests, args.clients, args.capacity_seconds))
         print(f"capacity: {measured:.2f} completions/s with {args.clients} closed-loop clients", flush=True)
         run = asyncio.run(open_loop(url, requests, args.factor * measured, args.seconds, server.pid))

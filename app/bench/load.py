@@ -144,7 +144,8 @@ def engine_sender(submit: Callable[[str, SearchJob], Awaitable[SearchResult]], m
     return send
 
 
-def _png(array: np.ndarray) -> bytes:
+def png(array: np.ndarray) -> bytes:
+    """A lossless PNG of `array`, as a client sends one."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -155,8 +156,8 @@ def http_sender(http: httpx.AsyncClient, model: str) -> Send:
 
     async def send(request: Request) -> None:
         files = {
-            "image": ("photo.png", _png(request.image), "image/png"),
-            "mask": ("mask.png", _png(request.hole.astype(np.uint8) * 255), "image/png"),
+            "image": ("photo.png", png(request.image), "image/png"),
+            "mask": ("mask.png", png(request.hole.astype(np.uint8) * 255), "image/png"),
         }
         budget = {"iterations": request.iterations, "restarts": request.restarts}
         data = {"model": model, "seed": request.seed} | {k: v for k, v in budget.items() if v is not None}

@@ -21,6 +21,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from app.bench.load import png
+from training.masks import make_mask
+
 
 @dataclass(frozen=True)
 class Payload:
@@ -28,6 +31,22 @@ class Payload:
 
     files: dict[str, tuple[str, bytes, str]]
     data: dict[str, str]
+
+
+def face_payloads(faces: np.ndarray, data: dict[str, str]) -> list[Payload]:
+    """Damaged faces as a restoration service sees them (centre blocks, strokes and blocks in turn, grey in the
+    hole) with their masks, one request each."""
+    out = []
+    for index, face in enumerate(faces):
+        hole = make_mask(("center", "strokes", "blocks")[index % 3], face.shape[0], np.random.default_rng(index))
+        damaged = face.copy()
+        damaged[hole.astype(bool)] = 128
+        files = {
+            "image": ("face.png", png(damaged), "image/png"),
+            "mask": ("mask.png", png(hole.astype(np.uint8) * 255), "image/png"),
+        }
+        out.append(Payload(files=files, data={**data, "seed": str(index)}))
+    return out
 
 
 @dataclass(frozen=True)

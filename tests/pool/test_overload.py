@@ -5,15 +5,14 @@ docs/overload)."""
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
+from app.bench.load import png
 from app.bench.overload import Payload, open_loop, summary
 from tests.app.conftest import scrape, serve_subprocess
 from training.masks import make_mask
@@ -25,19 +24,13 @@ ITERATIONS = 2000
 RATE_PER_S = 50.0
 
 
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _payloads(faces: np.ndarray) -> list[Payload]:
     out = []
     for index in range(8):
         hole = make_mask("center", 64, np.random.default_rng(index)).astype(bool)
         face = faces[900 + index].copy()
         face[hole] = 128
-        files = {"image": ("f.png", _png(face), "image/png"), "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "")}
+        files = {"image": ("f.png", png(face), "image/png"), "mask": ("m.png", png(hole.astype(np.uint8) * 255), "")}
         out.append(Payload(files=files, data={"iterations": str(ITERATIONS), "restarts": "1", "init": "random"}))
     return out
 
