@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     # the encoder's best guess must explain a face's known pixels this well (mean |difference| in [-1, 1]
     # units) for the box to count as a face; measured in docs/evaluation/faces-in-photos
     face_error_limit: float = Field(default=0.3, gt=0)
+    # the store's framing network (`python -m training framing`), which corrects a damaged face's landmark
+    # framing; empty: the landmarks' framing alone (measured in docs/evaluation/faces-framing)
+    face_framer: str = "faces-framing"
 
     @field_validator("devices", mode="before")
     @classmethod

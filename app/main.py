@@ -30,6 +30,7 @@ from app.config import Settings
 from app.engine.precision import deterministic_cuda
 from app.engine.precision import resolve as resolve_precision
 from app.faces.locate import FaceLocator
+from app.faces.refine import FaceFramer
 from app.loading import load_runners
 from app.metrics import Metrics
 from app.pool import IterationPool
@@ -105,6 +106,7 @@ def start_services(settings: Settings, metrics: Metrics, verified: Mapping[str, 
         metrics=metrics,
         door=door,
         locator=FaceLocator(),
+        framer=FaceFramer.discover(settings.model_store, settings.face_framer),
     )
 
 

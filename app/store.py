@@ -99,7 +99,7 @@ class ModelEntry:
         return set(kind_of(self.card).required)
 
 
-def _version_order(version: str) -> tuple[int, int, str]:
+def version_order(version: str) -> tuple[int, int, str]:
     """Numeric versions compare as numbers (10 after 9); other names after them, alphabetically."""
     return (0, int(version), "") if version.isdigit() else (1, 0, version)
 
@@ -109,22 +109,24 @@ class ModelStore:
 
     def __init__(self, entries: list[ModelEntry], default_model: str) -> None:
         self._versions: dict[str, list[ModelEntry]] = {}
-        for entry in sorted(entries, key=lambda e: (e.name, _version_order(e.version))):
+        for entry in sorted(entries, key=lambda e: (e.name, version_order(e.version))):
             self._versions.setdefault(entry.name, []).append(entry)
         self.default_model = default_model
         self.resolve(default_model)
 
     @classmethod
     def discover(cls, root: Path, default_model: str) -> ModelStore:
-        """Read every `<name>/<version>/model.json` below `root`; hidden folders (staging, retired) are skipped."""
+        """Read every `<name>/<version>/model.json` below `root`; hidden folders (staging, retired) and helper
+        networks' folders are skipped."""
         entries = []
         for card_path in sorted(Path(root).glob("*/*/model.json")):
             folder = card_path.parent
             if folder.name.startswith(".") or folder.parent.name.startswith("."):
                 continue
-            entries.append(
-                ModelEntry(name=folder.parent.name, version=folder.name, path=folder, card=read_card(folder))
-            )
+            card = read_card(folder)
+            if not kind_of(card).completes:  # a helper network (the face framer) is no model to complete with
+                continue
+            entries.append(ModelEntry(name=folder.parent.name, version=folder.name, path=folder, card=card))
         return cls(entries, default_model)
 
     def verify(self) -> dict[str, LoadedModel]:

@@ -1,4 +1,5 @@
-"""`python -m training train|encoder|glcic|bench`: train a DCGAN, its encoder or a GLCIC network; or time a step."""
+"""`python -m training train|encoder|glcic|framing|bench`: train a DCGAN, its encoder, a GLCIC network or the
+face-framing network; or time a step."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import torch
 from training.checkpoint import CheckpointError
 from training.data import DataError, load_images, to_signed
 from training.encoder import EncoderSettings, train_encoder
+from training.framing_net import FramingConfig
+from training.framing_train import FramingSettings, train_framing
 from training.gan import PRECISIONS, GanUpdate, Optim, resolve_precision
 from training.glcic import GlcicConfig
 from training.glcic_train import GlcicSettings, train_glcic
@@ -133,6 +136,32 @@ def build_parser() -> argparse.ArgumentParser:
     glcic.add_argument("--licence", default="unknown", help="dataset licence for the model card")
     _loop_args(glcic)
 
+    framing = commands.add_parser(
+        "framing",
+        help="train the network that corrects a damaged face's framing (region=auto) and write it to the store",
+    )
+    framing.add_argument("--data", type=Path, required=True, help="the 200x200 face crops (.zip, folder or .npz)")
+    framing.add_argument("--name", default="faces-framing", help="model name (default faces-framing)")
+    framing.add_argument("--version", default="1", help="version folder to write (default 1)")
+    framing.add_argument("--model-store", type=Path, default=Path("model_store"), help="where checkpoints go")
+    framing.add_argument(
+        "--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME/VERSION)"
+    )
+    framing.add_argument("--steps", type=int, default=2000, help="optimisation steps (default 2000)")
+    framing.add_argument("--batch-size", type=int, default=64, help="examples per step (default 64)")
+    framing.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate, one-cycle (default 1e-3)")
+    framing.add_argument("--width", type=int, default=32, help="first-stage width (default 32)")
+    framing.add_argument("--holdout-fraction", type=float, default=0.1, help="the face models' held-out share")
+    framing.add_argument("--dataset-name", help="dataset name for the model card (default: the data file's stem)")
+    framing.add_argument("--licence", default="unknown", help="dataset licence for the model card")
+    framing.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    framing.add_argument("--sample-every", type=int, default=250, help="write a sample grid PNG every N steps")
+    framing.add_argument("--state-every", type=int, default=250, help="write resume state every N steps")
+    framing.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    framing.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt if it exists")
+    framing.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    framing.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+
     bench = commands.add_parser("bench", help="time training steps per precision and print img/s")
     _common_args(bench)
     bench.add_argument("--steps", type=int, default=20, help="timed steps per precision (default 20)")
@@ -217,6 +246,31 @@ def _run_glcic(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _run_framing(args: argparse.Namespace) -> None:
+    settings = FramingSettings(
+        data=args.data,
+        name=args.name,
+        version=args.version,
+        model_store=args.model_store,
+        run_dir=args.run_dir,
+        network=FramingConfig(width=args.width),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        holdout_fraction=args.holdout_fraction,
+        device=args.device,
+        sample_every=args.sample_every,
+        state_every=args.state_every,
+        seed=args.seed,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        dataset_name=args.dataset_name,
+        licence=args.licence,
+        show_progress=not args.no_progress,
+    )
+    print(f"wrote {train_framing(settings)}")
+
+
 def _run_bench(args: argparse.Namespace) -> None:
     """Same data, same networks, one precision after another: img/s side by side."""
     network = _network(args)
@@ -243,7 +297,14 @@ def _run_bench(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {"train": _run_train, "encoder": _run_encoder, "glcic": _run_glcic, "bench": _run_bench}[args.command](args)
+        commands = {
+            "train": _run_train,
+            "encoder": _run_encoder,
+            "glcic": _run_glcic,
+            "framing": _run_framing,
+            "bench": _run_bench,
+        }
+        commands[args.command](args)
     except (DataError, ConfigError, CheckpointError, MaskKindError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

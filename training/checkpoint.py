@@ -28,6 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from training.framing_net import FramingConfig
 from training.glcic import GlcicConfig
 from training.kinds import DEFAULT_KIND, KINDS, SEARCH, ModelKind
 from training.networks import ConfigError, Discriminator, Encoder, Generator, NetworkConfig
@@ -61,7 +62,7 @@ class LoadedModel:
     kind: ModelKind
     name: str
     version: str
-    config: NetworkConfig | GlcicConfig
+    config: NetworkConfig | GlcicConfig | FramingConfig
     networks: dict[str, torch.nn.Module]
     card: dict[str, Any]
     path: Path
@@ -160,7 +161,7 @@ def save_model(
     version: str,
     kind: ModelKind,
     modules: Mapping[str, torch.nn.Module],
-    config: NetworkConfig | GlcicConfig,
+    config: NetworkConfig | GlcicConfig | FramingConfig,
     card: dict[str, Any],
     pictures: dict[str, Path] | None = None,
     overwrite: bool = False,

@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from training.framing_net import FramingConfig, FramingNet
 from training.glcic import CompletionNetwork, ContextDiscriminator, GlcicConfig
 from training.networks import Discriminator, Encoder, EncoderConfig, Generator, NetworkConfig
 
@@ -35,11 +36,12 @@ class ModelKind:
     roles: dict[str, str]
     required: tuple[str, ...]
     served: tuple[str, ...]
-    config: type[NetworkConfig] | type[GlcicConfig]
+    config: type[NetworkConfig] | type[GlcicConfig] | type[FramingConfig]
     config_fields: tuple[str, ...]
     build: Callable[[dict[str, Any], tuple[str, ...]], Networks]
+    completes: bool = True  # a kind the service completes photos with; False for a helper network (framing)
 
-    def network_config(self, card: dict[str, Any]) -> NetworkConfig | GlcicConfig:
+    def network_config(self, card: dict[str, Any]) -> NetworkConfig | GlcicConfig | FramingConfig:
         """The card's `network`, parsed (ConfigError, KeyError, TypeError or ValueError if bad)."""
         return self.config.from_dict(card["network"])
 
@@ -89,7 +91,17 @@ GLCIC = ModelKind(
     config_fields=("network",),
     build=_build_glcic,
 )
-KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (SEARCH, GLCIC)}
+FRAMING = ModelKind(
+    name="framing",
+    roles={"framer": "framer.safetensors"},
+    required=("framer",),
+    served=("framer",),
+    config=FramingConfig,
+    config_fields=("network",),
+    build=lambda card, roles: {role: FramingNet(FramingConfig.from_dict(card["network"])) for role in roles},
+    completes=False,
+)
+KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (SEARCH, GLCIC, FRAMING)}
 DEFAULT_KIND = "search"  # a folder without `kind` (format 1, or format 2 before kinds) is a search model
 
 

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app.api.auth import require_token
-from app.api.deps import BackendDep, ExecutorDep, LocatorDep, MetricsDep, SettingsDep, StoreDep
+from app.api.deps import BackendDep, ExecutorDep, FramerDep, LocatorDep, MetricsDep, SettingsDep, StoreDep
 from app.api.faces import (
     FaceReport,
     Planned,
@@ -263,6 +263,7 @@ async def complete(
     backend: BackendDep,
     executor: ExecutorDep,
     locator: LocatorDep,
+    framer: FramerDep,
     metrics: MetricsDep,
     image: Annotated[
         UploadFile,
@@ -386,7 +387,7 @@ async def complete(
 
     edge_setting = edge_fill(edge)
     try:
-        await frame_faces(planned, upload.model_image, upload.hole, run, search, settings.face_error_limit)
+        await frame_faces(planned, upload.model_image, upload.hole, run, search, settings.face_error_limit, framer)
         fills, results = await complete_faces(planned, search, face_params)
         if fills:
             searched = time.perf_counter()

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from app.api.admission import BoundedExecutor, Door
 from app.config import Settings
 from app.faces.locate import FaceLocator
+from app.faces.refine import FaceFramer
 from app.metrics import Metrics
 from app.pool import SearchBackend
 from app.store import ModelStore
@@ -31,6 +32,7 @@ class Services:
     metrics: Metrics
     door: Door  # admits completions before their body is read
     locator: FaceLocator  # finds faces in photos (region=auto)
+    framer: FaceFramer | None  # corrects a damaged face's framing (region=auto); None: landmarks alone
     reloading: asyncio.Lock = field(default_factory=asyncio.Lock)  # one model reload at a time
 
     def stop(self) -> None:
@@ -63,6 +65,10 @@ def get_locator(request: Request) -> FaceLocator:
     return get_services(request).locator
 
 
+def get_framer(request: Request) -> FaceFramer | None:
+    return get_services(request).framer
+
+
 def get_metrics(request: Request) -> Metrics:
     return get_services(request).metrics
 
@@ -74,3 +80,4 @@ BackendDep = Annotated[SearchBackend, Depends(get_backend)]
 ExecutorDep = Annotated[BoundedExecutor, Depends(get_executor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 LocatorDep = Annotated[FaceLocator, Depends(get_locator)]
+FramerDep = Annotated[FaceFramer | None, Depends(get_framer)]

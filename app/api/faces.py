@@ -1,7 +1,8 @@
 """`region=auto`: the faces of a photo completed one by one in the framing their model was trained on.
 
 The route orders the stages; each is a function on arrays in `app.faces`. Locating runs
-in the thread pool; each face is framed by the landmarks its damage left alone, checked
+in the thread pool; each face is framed by the landmarks its damage left alone, corrected
+by the framing network (`app.faces.refine`) where the store has one, checked
 by the encoder's one-step guess (a box whose guess cannot explain its known pixels is no
 face), and searched, all through the pool, which batches them with everyone else's
 searches. The answer waits for all.
@@ -28,6 +29,7 @@ from app.faces.align import Aligned, Framing, from_landmarks, warp_in
 from app.faces.locate import Box, Face, FaceLocator
 from app.faces.paste import FaceFill
 from app.faces.plan import Sized, known_error, landmarks_plausible, pick_model, surviving, touched
+from app.faces.refine import FaceFramer
 from app.store import ModelEntry, ModelStore
 
 Region = Literal["auto", "whole"]
@@ -170,10 +172,22 @@ async def check_framings(
 
 
 async def frame_faces(
-    planned: list[Planned], image: np.ndarray, hole: np.ndarray, run: Run, submit: Submit, error_limit: float
+    planned: list[Planned],
+    image: np.ndarray,
+    hole: np.ndarray,
+    run: Run,
+    submit: Submit,
+    error_limit: float,
+    framer: FaceFramer | None,
 ) -> None:
-    """Each face to restore in its framing: searched by its model's encoder where it has one, else the landmarks'."""
+    """Each face to restore in its framing: the landmarks' corrected by the framing network where the server has
+    one, then checked by its model's encoder where it has one."""
     todo = [item for item in planned if item.model is not None]
+    if framer is not None and todo:
+        refined = await run(framer.refine, image, hole, [item.framing for item in todo])
+        for item, framing in zip(todo, refined, strict=True):
+            item.framing = framing
+            item.report.side = round(framing.side, 1)
     scored = [item for item in todo if item.model is not None and item.model.has_encoder]
     plain = [item for item in todo if item not in scored]
     if scored:

@@ -17,9 +17,7 @@ import numpy as np
 import torch
 
 from app.engine.window import box_resize
-
-CROP = 200.0  # the side the template is measured at
-TEMPLATE = np.array([[59.0, 61.0], [137.0, 61.0], [98.0, 118.0]])  # left eye, right eye, nose base
+from training.framing_net import CROP, TEMPLATE
 
 
 @dataclass(frozen=True)

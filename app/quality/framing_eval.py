@@ -2,8 +2,8 @@
 
 The held-out scenes (`app.quality.scenes`) know where each face was placed, so the same face
 and hole are completed in-process, with the service's defaults, in four framings: the true one,
-dlib's landmarks on the undamaged photo, the landmarks on the damaged photo (all three points),
-and the landmarks the hole left alone (what `region=auto` uses). Hole PSNR against the best
+dlib's landmarks on the undamaged photo, the landmarks the hole left alone, and those corrected by
+the framing network (what `region=auto` uses where the store has one). Hole PSNR against the best
 classical fill, and each framing's error: the template's eyes and nose mapped through it, mean
 distance in crop pixels of 200. Writes `table.md` and `results.json` to `--out`.
 """
@@ -29,6 +29,7 @@ from app.faces.align import TEMPLATE, Framing, from_landmarks, warp_in
 from app.faces.locate import Face, FaceLocator
 from app.faces.paste import FaceFill, paste_faces
 from app.faces.plan import Sized, pick_model, surviving
+from app.faces.refine import FaceFramer
 from app.loading import load_runners
 from app.quality.faces_eval import held_out_names
 from app.quality.metrics import hole_psnr
@@ -36,7 +37,7 @@ from app.quality.scenes import Scene, held_out_faces, scene
 from app.quality.stats import mean_interval
 from app.store import ModelStore
 
-FRAMINGS = ("true", "undamaged", "damaged", "surviving")
+FRAMINGS = ("true", "undamaged", "surviving", "refined")
 
 
 def framing_error(framing: Framing, item: Scene) -> float:
@@ -59,6 +60,10 @@ class Completer:
         self.runners = load_runners(entries, ["cpu"], Settings(model_store=store).precision)[0]
         self.models = [Sized(e.key, e.resolution, e.has_encoder) for e in entries]
         self.edge = edge_fill("telea")
+        framer = FaceFramer.discover(store, Settings(model_store=store).face_framer)
+        if framer is None:
+            raise SystemExit(f"{store} holds no framing network: train one with `python -m training framing`")
+        self.framer = framer
 
     def __call__(self, item: Scene, damaged: np.ndarray, framing: Framing) -> float:
         model = pick_model(framing.side, self.models)
@@ -82,11 +87,12 @@ def evaluate(
             broken = _the_face(locator.detect(damaged, item.hole), item)
             if clean is None or broken is None:
                 continue
+            left = from_landmarks(broken.landmarks, surviving(broken, item.hole))
             framings = {
                 "true": Framing(cv2.invertAffineTransform(item.to_scene)),
                 "undamaged": from_landmarks(clean.landmarks),
-                "damaged": from_landmarks(broken.landmarks),
-                "surviving": from_landmarks(broken.landmarks, surviving(broken, item.hole)),
+                "surviving": left,
+                "refined": complete.framer.refine(damaged, item.hole, [left])[0],
             }
             record: dict[str, Any] = {"scene": item.name, "family": family, "side": round(item.side, 1)}
             record["classical"] = max(

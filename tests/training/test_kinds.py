@@ -45,7 +45,7 @@ def _edit_card(path: Path, **changes: object) -> dict[str, object]:
 
 
 def test_every_kind_names_a_file_for_each_role_and_serves_required_ones() -> None:
-    assert set(KINDS) == {"search", "glcic"}
+    assert set(KINDS) == {"search", "glcic", "framing"}
     for kind in KINDS.values():
         assert set(kind.required) <= set(kind.roles) and set(kind.served) <= set(kind.roles)
         assert len(set(kind.roles.values())) == len(kind.roles)
