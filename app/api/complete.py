@@ -32,6 +32,7 @@ from app.api.faces import (
     parse_faces,
     plan,
 )
+from app.api.png import Band, compress_known
 from app.api.problems import UPLOAD_PROBLEMS, Problem, problem_example
 from app.api.uploads import (
     MEDIA_TYPES,
@@ -194,10 +195,11 @@ def _finish(
     blend: Literal["poisson", "none"],
     edge: EdgeFill | None,
     output_format: OutputFormat,
+    known: list[Band] | None,
 ) -> bytes:
     fill = in_upload_space(upload, generated)
     restored: np.ndarray = finish(upload.image, upload.hole, fill, blend=blend, edge=edge)
-    return encode_image(restored, output_format, upload.icc_profile)
+    return encode_image(restored, output_format, upload.icc_profile, known)
 
 
 def _finish_faces(
@@ -206,11 +208,12 @@ def _finish_faces(
     blend: Literal["poisson", "none"],
     edge: EdgeFill | None,
     output_format: OutputFormat,
+    known: list[Band] | None,
 ) -> bytes:
     in_space = [FaceFill(in_upload_space(upload, face.generated), face.framing) for face in faces]
     method = edge.method if edge is not None else "telea"
     restored = paste_faces(upload.image, upload.hole, in_space, method, edge, blend)
-    return encode_image(restored, output_format, upload.icc_profile)
+    return encode_image(restored, output_format, upload.icc_profile, known)
 
 
 def _headers(
@@ -363,6 +366,8 @@ async def complete(
     upload: Upload = await run(decode_upload, image_data, mask_data, settings.max_image_pixels)
     del image_data, mask_data  # the encoded files are not needed again: only the decoded pixels wait for the search
     decoded = time.perf_counter()
+    # the answer shares the rows the hole does not touch with the upload: compressed while the search runs
+    compressing = run(compress_known, upload.image, upload.hole) if output_format == "png" else None
     planned: list[Planned] = []
     if family is not None:
         given = parse_faces(faces, upload.hole.shape, settings.max_faces)
@@ -391,7 +396,8 @@ async def complete(
         fills, results = await complete_faces(planned, search, face_params)
         if fills:
             searched = time.perf_counter()
-            finishing = run(_finish_faces, upload, fills, blend, edge_setting, output_format)
+            known = await compressing if compressing is not None else None
+            finishing = run(_finish_faces, upload, fills, blend, edge_setting, output_format, known)
             # one figure for the headers and the JSON answer: the faces' searches ran side by side
             result = SearchResult(
                 generated=results[0].generated,
@@ -403,7 +409,8 @@ async def complete(
             prepared: Prepared = await run(prepare, upload.model_image, upload.hole, entry.resolution)
             result = await search(entry.key, make_job(prepared.target, prepared.hole, params))
             searched = time.perf_counter()
-            finishing = run(_finish, upload, result.generated, blend, edge_setting, output_format)
+            known = await compressing if compressing is not None else None
+            finishing = run(_finish, upload, result.generated, blend, edge_setting, output_format, known)
     except (DeadlineExceeded, TimeoutError):
         raise Problem(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"

@@ -32,6 +32,7 @@ import torch
 from PIL import Image, ImageCms
 
 from app.api.colour import from_srgb, read_profile, to_srgb
+from app.api.png import Band, encode_png
 from training.data import to_signed, to_uint8
 
 OutputFormat = Literal["png", "jpeg", "webp"]
@@ -254,17 +255,20 @@ def in_upload_space(upload: Upload, generated: torch.Tensor) -> torch.Tensor:
     return to_signed(converted.permute(2, 0, 1))
 
 
-def encode_image(image: np.ndarray, output_format: OutputFormat, icc_profile: bytes | None = None) -> bytes:
+def encode_image(
+    image: np.ndarray, output_format: OutputFormat, icc_profile: bytes | None = None, known: list[Band] | None = None
+) -> bytes:
     """PNG and WebP are lossless, so known pixels survive byte for byte; JPEG is for callers who ask for it.
 
-    `icc_profile` is the upload's own, so the answer is shown in the colours it was sent in.
+    `icc_profile` is the upload's own, so the answer is shown in the colours it was sent in. `known`: PNG bands
+    of the upload's rows the hole does not touch, compressed while the search ran (`app.api.png`).
     """
+    if output_format == "png":
+        return encode_png(image, icc_profile, known)
     buffer = io.BytesIO()
     picture = Image.fromarray(image)
     options = {"icc_profile": icc_profile} if icc_profile else {}
-    if output_format == "png":
-        picture.save(buffer, format="PNG", **options)
-    elif output_format == "webp":
+    if output_format == "webp":
         picture.save(buffer, format="WEBP", lossless=True, **options)
     else:
         picture.save(buffer, format="JPEG", quality=95, **options)

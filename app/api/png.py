@@ -1,0 +1,92 @@
+"""PNG answers written fast: the Sub filter, Huffman-only deflate, and the known rows compressed early.
+
+Pillow's default (adaptive filters, zlib level 6) took 350 ms for a 1280x886 photo on the 2-core CPU;
+the Sub filter with Huffman-only coding takes about 30 ms and is 6 % larger (1.89 MB against 1.78 MB;
+zlib level 1 was 2.03 MB in 94 ms). PNG is lossless at every setting, so known pixels stay the upload's.
+
+Sub filters each row from itself alone and Huffman-only coding has no back-references, so rows can be
+compressed in bands that are ended with a full flush and joined: the rows the hole does not touch are
+compressed while the search runs (`compress_known`), and only the hole's rows after it (`encode_png`).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SUB = 1  # PNG filter type: each byte minus the same channel's byte one pixel to the left
+_CHANNELS = 3
+
+
+@dataclass(frozen=True)
+class Band:
+    """Rows [start, stop) of an image, filtered and deflated on their own (ending on a byte boundary)."""
+
+    start: int
+    stop: int
+    deflated: bytes
+
+
+def _filtered(rows: np.ndarray) -> np.ndarray:
+    """(N, 1 + W*3) uint8 scanlines: the Sub filter's type byte, then each byte minus the one a pixel left."""
+    flat = rows.reshape(rows.shape[0], -1)
+    lines = np.empty((flat.shape[0], flat.shape[1] + 1), dtype=np.uint8)
+    lines[:, 0] = _SUB
+    lines[:, 1 : _CHANNELS + 1] = flat[:, :_CHANNELS]
+    np.subtract(flat[:, _CHANNELS:], flat[:, :-_CHANNELS], out=lines[:, _CHANNELS + 1 :])
+    return lines
+
+
+def _deflate(lines: np.ndarray) -> bytes:
+    """Raw deflate of `lines` ending in a full flush, so that bands can be concatenated into one stream."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_HUFFMAN_ONLY)
+    return compressor.compress(lines.data) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
+def band(image: np.ndarray, start: int, stop: int) -> Band:
+    """Rows [start, stop) of an (H, W, 3) uint8 image as one deflated band."""
+    return Band(start, stop, _deflate(_filtered(image[start:stop])))
+
+
+def _hole_rows(hole: np.ndarray) -> tuple[int, int]:
+    rows = np.flatnonzero(hole.any(axis=1))
+    return (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+
+
+def compress_known(image: np.ndarray, hole: np.ndarray) -> list[Band]:
+    """The bands above and below the hole's rows: what the answer shares byte for byte with the upload."""
+    top, bottom = _hole_rows(hole)
+    if top == bottom:
+        return []
+    return [band(image, start, stop) for start, stop in ((0, top), (bottom, image.shape[0])) if stop > start]
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def encode_png(image: np.ndarray, icc_profile: bytes | None = None, known: list[Band] | None = None) -> bytes:
+    """(H, W, 3) uint8 as an 8-bit RGB PNG, reusing `known` bands (of this image's rows) and filling the gaps."""
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == _CHANNELS, (image.dtype, image.shape)
+    height, width = image.shape[:2]
+    parts, row = [], 0
+    for given in sorted(known or [], key=lambda b: b.start):
+        if given.start > row:
+            parts.append(band(image, row, given.start).deflated)
+        parts.append(given.deflated)
+        row = given.stop
+    if row < height:
+        parts.append(band(image, row, height).deflated)
+    # the zlib stream: header (deflate, 32 KiB window, fastest), the bands, an empty final block, the checksum
+    adler = zlib.adler32(_filtered(image).data)
+    stream = b"\x78\x01" + b"".join(parts) + b"\x03\x00" + struct.pack(">I", adler)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB, deflate, no interlace
+    chunks = [_chunk(b"IHDR", header)]
+    if icc_profile:
+        chunks.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
+    chunks += [_chunk(b"IDAT", stream), _chunk(b"IEND", b"")]
+    return _SIGNATURE + b"".join(chunks)
