@@ -1,7 +1,8 @@
 """Fixed searches on a tiny seeded model, run as a script by an old tree and by this one (test_step_answers).
 
 Only the engine's public interface of commit ccc07c4 is used, so the same file runs in both.
-`python step_scenarios.py NETS OUT [RUNNER_KWARGS_JSON]` writes the answers to OUT (.npz).
+`python step_scenarios.py NETS OUT [STEP_OPTIONS_JSON]` writes the answers to OUT (.npz); the step's options
+(`app.engine.stepping.StepOptions`, which the old tree lacks) are given to this tree only.
 """
 
 from __future__ import annotations
@@ -72,7 +73,13 @@ def scenarios(runner: SearchRunner) -> list[SearchResult]:
 def main() -> None:
     torch.set_num_threads(1)
     path, out = sys.argv[1:3]
-    extra = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    extra = {}
+    if len(sys.argv) > 3:
+        from app.engine.stepping import StepOptions
+
+        given = json.loads(sys.argv[3])
+        every = given.get("plateau_every", StepOptions.plateau_every)
+        extra["options"] = StepOptions(sizes=tuple(given.get("sizes", ())), plateau_every=every)
     generator, discriminator, encoder = nets(path)
     runner = SearchRunner(generator, discriminator, torch.device("cpu"), "fp32", encoder, **extra)
     answers = scenarios(runner)

@@ -1,8 +1,9 @@
 """fp32 searches answer bit for bit what they answered before the step lost its per-step host waits.
 
 `step_scenarios.py` runs fixed searches on a tiny seeded model; it runs once in the engine of
-commit ccc07c4 (exported from git history) and once in this tree, with the default settings and
-with a plateau check every step, and the answers (images, losses, iterations) must be equal.
+commit ccc07c4 (exported from git history) and once in this tree, and the answers (images,
+losses, iterations) must be equal: with the default step, with plateaus read every step and
+every third, and with the table padded to fixed sizes (padding rows must not move a real row).
 """
 
 from __future__ import annotations
@@ -64,7 +65,11 @@ def reference(nets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [None], ids=["defaults"])
+@pytest.mark.parametrize(
+    "extra",
+    [None, {"plateau_every": 1}, {"plateau_every": 3, "sizes": [1, 2, 4, 8, 16]}, {"sizes": [3, 64]}],
+    ids=["defaults", "plateaus-every-step", "padded-every-third", "padded-odd-sizes"],
+)
 def test_fp32_answers_are_bit_identical_to_the_reference(
     nets: Path, reference: dict[str, np.ndarray], tmp_path: Path, extra: dict[str, object] | None
 ) -> None:
