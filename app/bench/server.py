@@ -51,9 +51,11 @@ def serving(settings: Settings) -> Iterator[str]:
         listener.close()
 
 
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(env: dict[str, str], cwd: Path = REPO) -> tuple[subprocess.Popen[bytes], str]:
     """`python -m app serve` on a free loopback port with `env` (IMGCOMP_* variables of this shell left out), once
-    it answers /readyz; returns the process and its base URL. The caller stops it (SIGTERM)."""
+    it answers /readyz; returns the process and its base URL. The caller stops it (SIGTERM).
+
+    `cwd`: the checkout whose `app` serves (another worktree runs another commit's code)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -61,7 +63,7 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     # /metrics beside the API: a second server on this machine (make serve) may hold the metrics port
     environment |= {"IMGCOMP_PORT": str(port), "IMGCOMP_HOST": "127.0.0.1", "IMGCOMP_LOG_LEVEL": "warning"}
     environment |= {"IMGCOMP_METRICS_PORT": "public", **env}
-    server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=REPO, env=environment)
+    server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=cwd, env=environment)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:

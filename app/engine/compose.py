@@ -17,7 +17,7 @@ from app.engine.errors import EngineError, MaskError, ParamsError
 from app.engine.inpaint import INPAINT_RADIUS, INPAINTS
 from app.engine.poisson import poisson_fill
 from app.engine.search import check_hole_coverage
-from app.engine.window import box_resize, model_window
+from app.engine.window import Window, box_resize, model_window
 
 BLENDS = ("poisson", "none")
 WHOLE = (slice(None), slice(None))
@@ -35,6 +35,7 @@ class Prepared:
 
     target: torch.Tensor  # (C, R, R) float [-1, 1], zero in the hole
     hole: torch.Tensor  # (R, R) bool, True = missing
+    window: Window = WHOLE  # the upload's square the model sees: `finish` puts the answer back there
 
 
 def _check(image: np.ndarray, hole: np.ndarray) -> None:
@@ -71,7 +72,7 @@ def prepare(image: np.ndarray, hole: np.ndarray, resolution: int) -> Prepared:
     planes = [box_resize(image[..., c], resolution) for c in range(3)]
     target = torch.from_numpy(np.stack(planes)).div(127.5).sub(1.0).clamp(-1.0, 1.0)
     small = torch.from_numpy(small_hole)
-    return Prepared(target=target.masked_fill(small, 0.0), hole=small)
+    return Prepared(target=target.masked_fill(small, 0.0), hole=small, window=window)
 
 
 def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -161,6 +162,23 @@ def inpaint_bounded(image: np.ndarray, hole: np.ndarray, method: str) -> np.ndar
     return out
 
 
+def _window_fill(
+    image: np.ndarray, hole: np.ndarray, generated: torch.Tensor, blend: str, max_blend_side: int, window: Window
+) -> np.ndarray:
+    """(h, w, 3) float32 over `window`: the generator's (C, R, R) answer in [-1, 1] scaled to it, Poisson-blended."""
+    if blend not in BLENDS:
+        raise ParamsError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+    assert generated.dim() == 3 and generated.shape[0] in (1, 3), tuple(generated.shape)
+    small = model_pixels(generated)
+    crop_image, crop_hole = image[window], hole[window]
+    height, width = crop_hole.shape
+    shrink = height < small.shape[0] or width < small.shape[1]
+    crop = cv2.resize(small, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    if blend == "poisson":
+        crop = blend_into(crop_image, crop_hole, crop, max_blend_side)
+    return crop
+
+
 def blended_fill(
     image: np.ndarray,
     hole: np.ndarray,
@@ -169,18 +187,9 @@ def blended_fill(
     max_blend_side: int = MAX_BLEND_SIDE,
 ) -> np.ndarray:
     """(H, W, 3) float: the generator's (C, R, R) answer in [-1, 1] scaled to the model's window, Poisson-blended."""
-    if blend not in BLENDS:
-        raise ParamsError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
     _check(image, hole)
-    assert generated.dim() == 3 and generated.shape[0] in (1, 3), tuple(generated.shape)
-    small = model_pixels(generated)
     window = model_window(hole, generated.shape[-1]) or WHOLE
-    crop_image, crop_hole = image[window], hole[window]
-    height, width = crop_hole.shape
-    shrink = height < small.shape[0] or width < small.shape[1]
-    crop = cv2.resize(small, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    if blend == "poisson":
-        crop = blend_into(crop_image, crop_hole, crop, max_blend_side)
+    crop = _window_fill(image, hole, generated, blend, max_blend_side, window)
     if window is WHOLE:
         return crop
     fill = np.zeros((*hole.shape, 3), dtype=np.float32)  # outside the window: the classical fill's, see compose
@@ -188,21 +197,38 @@ def blended_fill(
     return fill
 
 
-def compose(
-    image: np.ndarray, hole: np.ndarray, fill: np.ndarray, resolution: int, edge: EdgeFill | None
-) -> np.ndarray:
-    """The upload with its hole rewritten: `fill` deep inside, with `edge`, a classical fill near the edge.
+def _overlap(window: Window, box: Window, shape: tuple[int, int]) -> tuple[Window, Window]:
+    """Where `window` and `box` meet, as (slices into the window, slices into the box)."""
+    in_window, in_box = [], []
+    for outer, inner, size in zip(window, box, shape, strict=True):
+        w_start, w_stop, _ = outer.indices(size)
+        b_start, b_stop, _ = inner.indices(size)
+        start, stop = max(w_start, b_start), max(min(w_stop, b_stop), max(w_start, b_start))
+        in_window.append(slice(start - w_start, stop - w_start))
+        in_box.append(slice(start - b_start, stop - b_start))
+    return (in_window[0], in_window[1]), (in_box[0], in_box[1])
 
-    Hole pixels outside the model's window always take the classical fill.
-    Only hole pixels are written: every known pixel comes back byte-identical.
-    """
-    window = model_window(hole, resolution) or WHOLE
-    pixel = model_pixel(hole[window].shape, resolution)
-    seen = np.zeros(hole.shape, dtype=bool)
-    seen[window] = hole[window]
-    box = hole_box(hole)  # every hole pixel, its nearest known pixels and the inpainting radius around it
-    image_box, hole_in_box, seen_box = image[box], hole[box], seen[box]
-    fill_box = fill[box].copy()
+
+def _seen(hole: np.ndarray, window: Window, box: Window) -> np.ndarray:
+    """The box's hole pixels inside the model's window: those the generator's answer covers."""
+    _, in_box = _overlap(window, box, hole.shape)
+    hole_in_box = hole[box]
+    seen = np.zeros(hole_in_box.shape, dtype=bool)
+    seen[in_box] = hole_in_box[in_box]
+    return seen
+
+
+def _compose_box(
+    image: np.ndarray,
+    hole: np.ndarray,
+    box: Window,
+    fill_box: np.ndarray,
+    seen_box: np.ndarray,
+    pixel: float,
+    edge: EdgeFill | None,
+) -> np.ndarray:
+    """The upload with the hole's pixels rewritten from `fill_box` (float, over `box`), near the edge classically."""
+    image_box, hole_in_box = image[box], hole[box]
     if edge is None:
         weight = seen_box.astype(np.float32)
     else:  # the window's border counts as an edge too, so the classical fill outside it joins without a seam
@@ -220,6 +246,20 @@ def compose(
     return out
 
 
+def compose(
+    image: np.ndarray, hole: np.ndarray, fill: np.ndarray, resolution: int, edge: EdgeFill | None
+) -> np.ndarray:
+    """The upload with its hole rewritten: `fill` deep inside, with `edge`, a classical fill near the edge.
+
+    Hole pixels outside the model's window always take the classical fill.
+    Only hole pixels are written: every known pixel comes back byte-identical.
+    """
+    window = model_window(hole, resolution) or WHOLE
+    box = hole_box(hole)  # every hole pixel, its nearest known pixels and the inpainting radius around it
+    pixel = model_pixel(hole[window].shape, resolution)
+    return _compose_box(image, hole, box, fill[box].copy(), _seen(hole, window, box), pixel, edge)
+
+
 def finish(
     image: np.ndarray,
     hole: np.ndarray,
@@ -227,6 +267,7 @@ def finish(
     blend: str = "poisson",
     edge: EdgeFill | None = EDGE_FILL,
     max_blend_side: int = MAX_BLEND_SIDE,
+    window: Window | None = None,
 ) -> np.ndarray:
     """(H, W, 3) uint8 upload with its hole filled from `generated` (C, R, R) in [-1, 1].
 
@@ -234,7 +275,16 @@ def finish(
     the hole's pixels near its edge (in model pixels) take a classical fill made
     at the photo's own size instead (see `app.engine.depth`). Every known pixel
     comes back byte-identical, and the cost is bounded by `max_blend_side` and
-    MAX_EDGE_PIXELS whatever the upload's size.
+    MAX_EDGE_PIXELS whatever the upload's size. `window`: `prepare`'s, where the
+    caller kept it (else found again); past the blend, only the hole's box is touched.
     """
-    fill = blended_fill(image, hole, generated, blend, max_blend_side)
-    return compose(image, hole, fill, generated.shape[-1], edge)
+    _check(image, hole)
+    resolution = generated.shape[-1]
+    window = (model_window(hole, resolution) or WHOLE) if window is None else window
+    crop = _window_fill(image, hole, generated, blend, max_blend_side, window)
+    box = hole_box(hole)  # every hole pixel, its nearest known pixels and the inpainting radius around it
+    in_window, in_box = _overlap(window, box, hole.shape)
+    fill_box = np.zeros((*hole[box].shape, 3), dtype=np.float32)  # outside the window: the classical fill's
+    fill_box[in_box] = crop[in_window]
+    pixel = model_pixel(hole[window].shape, resolution)
+    return _compose_box(image, hole, box, fill_box, _seen(hole, window, box), pixel, edge)

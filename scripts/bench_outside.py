@@ -1,0 +1,111 @@
+"""The server's time outside the model, before and after, in one run: two `python -m app serve`, side by side.
+
+The old code serves from a `git worktree` of `--before`, the new from this checkout, on the same model store.
+One client sends each upload (the astronaut with a block missing over the face, `app.bench.outside`) to each
+server in turn, so a busy spell on the machine falls on both alike; outside the model is the response's
+X-Total-Seconds minus X-Search-Seconds (decoding, preparing, blending, edge filling, encoding and the
+thread hops), the median of `--repeats` after one unmeasured request. Prints and writes a markdown table.
+
+    python scripts/bench_outside.py --before ccc07c4 --out docs/bench/outside-the-model/table.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from app.bench.outside import SIZES, upload
+from app.bench.server import REPO, start_server
+
+
+def _worktree(commit: str, path: Path) -> Path:
+    """A detached checkout of `commit` at `path` (made once; an existing one is moved to the commit)."""
+    if not path.exists():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), commit], check=True)
+    else:
+        subprocess.run(["git", "-C", str(path), "checkout", "--detach", "--quiet", commit], check=True)
+    return path
+
+
+def _send(client: httpx.Client, url: str, files: tuple[bytes, bytes], model: str) -> tuple[float, float]:
+    """(model seconds, seconds outside it) of one answer."""
+    image, mask = files
+    response = client.post(
+        f"{url}/complete",
+        files={"image": ("photo.png", image, "image/png"), "mask": ("mask.png", mask, "image/png")},
+        data={"model": model, "region": "whole", "seed": "0"},
+    )
+    response.raise_for_status()
+    search, total = float(response.headers["X-Search-Seconds"]), float(response.headers["X-Total-Seconds"])
+    return search, total - search
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--before", default="ccc07c4", help="the commit to compare against (default ccc07c4)")
+    parser.add_argument("--worktree", type=Path, default=Path("/tmp/imgcomp-before"), help="where it is checked out")
+    parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
+    parser.add_argument("--models", default="faces-glcic,faces", help="comma list (default faces-glcic,faces)")
+    parser.add_argument("--repeats", type=int, default=7, help="measured requests per cell (default 7)")
+    parser.add_argument("--out", type=Path, help="also write the table here")
+    args = parser.parse_args(argv)
+    models = [name for name in args.models.split(",") if name]
+    env = {"IMGCOMP_MODEL_STORE": str(args.model_store.resolve()), "IMGCOMP_DEVICES": "cpu"}
+    load_before = _loadavg()
+    sides = {"before": _worktree(args.before, args.worktree), "after": REPO}
+    servers = {side: start_server(env, cwd) for side, cwd in sides.items()}
+    cells: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    try:
+        with httpx.Client(timeout=120) as client:
+            for width, height in SIZES:
+                files = upload(width, height)
+                for model in models:
+                    for _, url in servers.values():
+                        _send(client, url, files, model)  # unmeasured: first use of this size and model
+                    for _ in range(args.repeats):
+                        for side, (_, url) in servers.items():
+                            key = (f"{width}x{height}", model, side)
+                            cells.setdefault(key, []).append(_send(client, url, files, model))
+    finally:
+        for process, _ in servers.values():
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+    head = " | ".join(f"{m}: model / outside before | {m}: model / outside after" for m in models)
+    lines = [f"| upload | {head} |", "|---|" + "---:|---:|" * len(models)]
+    for width, height in SIZES:
+        row = [f"{width}x{height} PNG"]
+        for model in models:
+            for side in sides:
+                measured = cells[(f"{width}x{height}", model, side)]
+                search = statistics.median(s for s, _ in measured) * 1000
+                outside = statistics.median(o for _, o in measured) * 1000
+                row.append(f"{search:.1f} / **{outside:.1f}** ms")
+        lines.append("| " + " | ".join(row) + " |")
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    lines += [
+        "",
+        f"Median of {args.repeats} per cell, one client, before = {args.before}, after = {commit.stdout.strip()} "
+        f"(working tree), {os.cpu_count()} CPUs. Load average (1, 5, 15 min) at the start {load_before}, "
+        f"at the end {_loadavg()}.",
+    ]
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
