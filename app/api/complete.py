@@ -50,6 +50,7 @@ from app.engine.errors import EngineError, ParamsError
 from app.engine.kinds import make_job
 from app.engine.onepass import OnePassParams
 from app.engine.search import Init, SearchParams, SearchResult, params_for
+from app.engine.window import Window
 from app.faces.paste import FaceFill, paste_faces
 from app.faces.plan import Sized
 from app.scheduler import DeadlineExceeded, QueueFullError, ShuttingDownError
@@ -189,6 +190,15 @@ async def _await_search(request: Request, future: asyncio.Future[SearchResult], 
     raise TimeoutError
 
 
+def _take(
+    image_data: bytes, mask_data: bytes | None, max_pixels: int, resolution: int | None
+) -> tuple[Upload, float, Prepared | None]:
+    """The decoded upload, when decoding ended, and with `resolution`, the model's view of it: one thread hop."""
+    upload = decode_upload(image_data, mask_data, max_pixels)
+    decoded = time.perf_counter()
+    return upload, decoded, prepare(upload.model_image, upload.hole, resolution) if resolution else None
+
+
 def _finish(
     upload: Upload,
     generated: Any,
@@ -196,9 +206,10 @@ def _finish(
     edge: EdgeFill | None,
     output_format: OutputFormat,
     known: list[Band] | None,
+    window: Window,
 ) -> bytes:
     fill = in_upload_space(upload, generated)
-    restored: np.ndarray = finish(upload.image, upload.hole, fill, blend=blend, edge=edge)
+    restored: np.ndarray = finish(upload.image, upload.hole, fill, blend=blend, edge=edge, window=window)
     return encode_image(restored, output_format, upload.icc_profile, known)
 
 
@@ -313,7 +324,15 @@ async def complete(
             "detail; `none`: the generator's fill everywhere."
         ),
     ] = "telea",
-    output_format: Annotated[OutputFormat, Form(alias="format", description="Encoding of the answer.")] = "png",
+    output_format: Annotated[
+        OutputFormat,
+        Form(
+            alias="format",
+            description="Encoding of the answer: `png` (the default) and `webp` are lossless, so every known pixel "
+            "comes back byte-identical to the upload; `jpeg` (quality 95) is lossy and smaller: known pixels then "
+            "come back close to the upload's, not byte-identical.",
+        ),
+    ] = "png",
     timeout: Annotated[
         float | None,
         Form(gt=0, description="Seconds after which the search is abandoned with 504 (at most the server's limit)."),
@@ -363,9 +382,11 @@ async def complete(
         """`fn(*args)` in the app's thread pool, off the event loop."""
         return asyncio.wrap_future(executor.submit(fn, *args))
 
-    upload: Upload = await run(decode_upload, image_data, mask_data, settings.max_image_pixels)
+    # without faces to look for, the whole photo goes to the model: prepared in the same hop as the decode
+    resolution = entry.resolution if family is None else None
+    taken = await run(_take, image_data, mask_data, settings.max_image_pixels, resolution)
+    upload, decoded, prepared = taken
     del image_data, mask_data  # the encoded files are not needed again: only the decoded pixels wait for the search
-    decoded = time.perf_counter()
     # the answer shares the rows the hole does not touch with the upload: compressed while the search runs
     compressing = run(compress_known, upload.image, upload.hole) if output_format == "png" else None
     planned: list[Planned] = []
@@ -406,11 +427,14 @@ async def complete(
                 seconds=max(r.seconds for r in results),
             )
         else:
-            prepared: Prepared = await run(prepare, upload.model_image, upload.hole, entry.resolution)
+            if prepared is None:
+                prepared = await run(prepare, upload.model_image, upload.hole, entry.resolution)
             result = await search(entry.key, make_job(prepared.target, prepared.hole, params))
             searched = time.perf_counter()
             known = await compressing if compressing is not None else None
-            finishing = run(_finish, upload, result.generated, blend, edge_setting, output_format, known)
+            finishing = run(
+                _finish, upload, result.generated, blend, edge_setting, output_format, known, prepared.window
+            )
     except (DeadlineExceeded, TimeoutError):
         raise Problem(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"
