@@ -23,8 +23,8 @@ from app.engine.kinds import Job, Runner, make_job
 from app.engine.onepass import OnePassParams
 from app.quality.baselines import BASELINES
 from app.quality.damage import destroy
-from app.quality.metrics import hole_psnr, hole_sharpness, masked_l1, seam_gradient_error, ssim
-from app.quality.stats import Interval, mean_interval
+from app.quality.metrics import hole_gms, hole_psnr, hole_sharpness, masked_l1, seam_gradient_error, ssim
+from app.quality.stats import Cell, mean_interval, median_interval
 
 # method name -> (compose.finish blend, with the edge fill); "ours" is what the service answers
 SEARCH_METHODS = {"ours-no-blend": ("none", False), "ours-no-edge": ("poisson", False), "ours": ("poisson", True)}
@@ -37,8 +37,12 @@ METRICS: dict[str, Metric] = {
     "l1": masked_l1,
     "seam": seam_gradient_error,
     "sharp": hole_sharpness,
+    "gms": hole_gms,
 }
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "seam": False, "sharp": True}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "seam": False, "sharp": True, "gms": True}
+# a ratio to the original's detail explodes on the few photos whose original is nearly flat: their mean
+# would be theirs, so it is summarised by its median; every other figure is bounded and summarised by its mean
+MEDIAN_METRICS = frozenset({"sharp"})
 
 
 @dataclass
@@ -94,7 +98,7 @@ class Evaluation:
 
     cases: dict[str, list[Case]]
     records: list[dict[str, float | int | str]]
-    cells: dict[tuple[str, str, str], Interval]
+    cells: dict[tuple[str, str, str], Cell]
     methods: list[str]  # baselines first, then each model's finishes, in table order
     seconds: dict[str, float]  # per model label: wall time of its runs over every case
 
@@ -169,15 +173,21 @@ def score(cases: Sequence[Case], methods: Sequence[str]) -> list[dict[str, float
     return records
 
 
-def summarise(records: Sequence[dict[str, float | int | str]]) -> dict[tuple[str, str, str], Interval]:
-    """(family, method, metric) -> mean and 95 % interval over images, in the order the records came."""
+def summarise(records: Sequence[dict[str, float | int | str]]) -> dict[tuple[str, str, str], Cell]:
+    """(family, method, metric) -> mean (or median) and 95 % interval over images, in the order the records came.
+
+    Only the metrics the records hold: a folder written before a metric existed is summarised as it was.
+    """
     groups: dict[tuple[str, str], list[dict[str, float | int | str]]] = {}
     for record in records:
         groups.setdefault((str(record["kind"]), str(record["method"])), []).append(record)
+    metrics = [metric for metric in METRICS if metric in records[0]]
     return {
-        (kind, method, metric): mean_interval([float(r[metric]) for r in group])
+        (kind, method, metric): (median_interval if metric in MEDIAN_METRICS else mean_interval)(
+            [float(r[metric]) for r in group]
+        )
         for (kind, method), group in groups.items()
-        for metric in METRICS
+        for metric in metrics
     }
 
 

@@ -85,8 +85,38 @@ def hole_sharpness(result: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> f
 
     A fill upscaled from the model's 64x64 onto a 200x200 photo scores well
     below 1 even when its colours are right; this is the figure that shows it.
-    A flat original (variance 0) counts as kept.
+    A flat original (variance 0) counts as kept. Any edge counts, the original's
+    or not, so a seam or noise scores above 1 (see `hole_gms`), and a nearly flat
+    original makes the ratio explode: `evaluate` reports its median, not its mean.
     """
     _check(result, truth, hole)
     original = float(_laplacian(truth)[hole].var())
     return float(_laplacian(result)[hole].var()) / original if original > 0 else 1.0
+
+
+# Xue et al., "Gradient Magnitude Similarity Deviation" (2014): Prewitt gradients and
+# this constant for [0, 255] luminance; it keeps a flat fill of a flat region at 1.
+GMS_C = 170.0
+_PREWITT = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]], dtype=np.float64) / 3
+
+
+def _gradient_magnitude(image: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    dx = cv2.filter2D(grey, cv2.CV_64F, _PREWITT, borderType=cv2.BORDER_REPLICATE)
+    dy = cv2.filter2D(grey, cv2.CV_64F, _PREWITT.T, borderType=cv2.BORDER_REPLICATE)
+    return np.asarray(np.hypot(dx, dy))
+
+
+def hole_gms(result: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
+    """Gradient-magnitude similarity to the original inside the hole, in (0, 1]: 1 is the original's detail.
+
+    Mean over hole pixels of (2 g_r g_o + c) / (g_r^2 + g_o^2 + c), g the Prewitt
+    gradient magnitude of the luminance (3x3, so a hole pixel's gradient sees the
+    seam) and c = GMS_C. Unlike `hole_sharpness`, more edges are not more
+    detail: a seam or noise puts gradients where the original has none, and a
+    blur removes those it has; both lower the score. Only the original's own
+    edges, in its own places and strengths, reach 1.
+    """
+    _check(result, truth, hole)
+    g_r, g_o = _gradient_magnitude(result)[hole], _gradient_magnitude(truth)[hole]
+    return float(np.mean((2 * g_r * g_o + GMS_C) / (g_r**2 + g_o**2 + GMS_C)))

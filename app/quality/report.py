@@ -12,25 +12,33 @@ from app.quality.baselines import BASELINES
 from app.quality.evaluate import LONE, METRICS, Evaluation
 from app.quality.gaps import Record, family_gaps, format_gaps, format_model_gaps, model_gaps
 from app.quality.grid import comparison_grid, grid_columns
-from app.quality.stats import Interval
+from app.quality.stats import Cell
 
-Cells = Mapping[tuple[str, str, str], Interval]
+Cells = Mapping[tuple[str, str, str], Cell]
 
-DIGITS = {"psnr": 2, "ssim": 3, "l1": 4, "seam": 4, "sharp": 2}
-HEADINGS = {"psnr": "hole PSNR dB", "ssim": "SSIM", "l1": "hole L1", "seam": "seam grad err", "sharp": "hole sharpness"}
+DIGITS = {"psnr": 2, "ssim": 3, "l1": 4, "seam": 4, "sharp": 2, "gms": 3}
+HEADINGS = {
+    "psnr": "hole PSNR dB",
+    "ssim": "SSIM",
+    "l1": "hole L1",
+    "seam": "seam grad err",
+    "sharp": "hole sharpness, median [95 %]",
+    "gms": "hole GMS",
+}
 
 
 def format_table(cells: Cells) -> str:
-    """Markdown table: one row per (family, method), each cell `mean ± 95 % half-width`."""
+    """Markdown table: one row per (family, method), each cell `mean ± 95 % half-width` or `median [95 %]`."""
+    metrics = [metric for metric in METRICS if any(key[2] == metric for key in cells)]
     lines = [
-        "| masks | method | n | " + " | ".join(HEADINGS[m] for m in METRICS) + " |",
-        "|---|---|---:|" + "---:|" * len(METRICS),
+        "| masks | method | n | " + " | ".join(HEADINGS[m] for m in metrics) + " |",
+        "|---|---|---:|" + "---:|" * len(metrics),
     ]
     methods = list(dict.fromkeys(method for _, method, _ in cells))
     for kind in dict.fromkeys(kind for kind, _, _ in cells):
         for method in methods:
-            row = {metric: cells[(kind, method, metric)] for metric in METRICS}
-            figures = [f"{c.mean:.{DIGITS[m]}f} ± {c.half_width:.{DIGITS[m]}f}" for m, c in row.items()]
+            row = {metric: cells[(kind, method, metric)] for metric in metrics}
+            figures = [cell.text(DIGITS[metric]) for metric, cell in row.items()]
             lines.append(f"| {kind} | {method} | {row['psnr'].n} | " + " | ".join(figures) + " |")
     return "\n".join(lines) + "\n"
 
@@ -54,8 +62,8 @@ def write_tables(records: Sequence[Record], cells: Cells, out: Path, document: d
     """summary.csv, per_image.csv, summary.json (document + cells), table.md and gaps.md; returns them."""
     out.mkdir(parents=True, exist_ok=True)
     rows = summary_rows(cells)
-    with (out / "summary.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+    with (out / "summary.csv").open("w", newline="") as handle:  # a median's row leaves `mean` empty
+        writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
         writer.writeheader()
         writer.writerows(rows)
     with (out / "per_image.csv").open("w", newline="") as handle:
@@ -72,7 +80,8 @@ def read_records(folder: Path) -> list[Record]:
     """The per-image scores of a written folder, typed as `evaluate` made them (for merging and gaps)."""
     with (folder / "per_image.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    return [{**row, "index": int(row["index"]), **{metric: float(row[metric]) for metric in METRICS}} for row in rows]
+    held = [metric for metric in METRICS if rows and metric in rows[0]]  # older folders lack the newer metrics
+    return [{**row, "index": int(row["index"]), **{metric: float(row[metric]) for metric in held}} for row in rows]
 
 
 def write_outputs(evaluation: Evaluation, out: Path, settings: dict[str, Any], grid_rows: int = 8) -> list[Path]:

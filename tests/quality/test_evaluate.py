@@ -18,7 +18,7 @@ from PIL import Image
 
 from app.engine import MASK_KINDS
 from app.quality.cli import add_parser
-from app.quality.evaluate import METHODS, METRICS, make_cases
+from app.quality.evaluate import MEDIAN_METRICS, METHODS, METRICS, make_cases
 from app.quality.grid import COLUMNS, HEADER
 from app.store import ModelStore
 from tests.app.glcic_store import save_tiny_glcic
@@ -76,17 +76,20 @@ def test_end_to_end_tables_and_grids(
     assert {row["name"] for row in per_image} == {f"face{i}.jpg" for i in range(1, 5)}
     for row in per_image:
         assert 5 < float(row["psnr"]) < 59 and -1 <= float(row["ssim"]) <= 1
-        assert 0 <= float(row["l1"]) <= 1 and 0 <= float(row["seam"]) <= 1
+        assert 0 <= float(row["l1"]) <= 1 and 0 <= float(row["seam"]) <= 1 and 0 < float(row["gms"]) <= 1
 
-    # summary: one cell per (family, method, metric), its mean is the mean of the per-image rows
+    # summary: one cell per (family, method, metric), the mean (the median for sharpness) of the per-image rows
     summary = read_csv(out / "summary.csv")
     assert len(summary) == len(MASK_KINDS) * len(METHODS) * len(METRICS)
     for cell in summary:
         group = [r for r in per_image if (r["kind"], r["method"]) == (cell["kind"], cell["method"])]
         values = [float(r[cell["metric"]]) for r in group]
         assert int(cell["n"]) == FACES_USED
-        assert float(cell["mean"]) == pytest.approx(np.mean(values))
-        assert float(cell["low"]) <= float(cell["mean"]) <= float(cell["high"])
+        if cell["metric"] in MEDIAN_METRICS:  # 4 photos: too few for a 95 % interval of a median
+            assert cell["mean"] == cell["low"] == "" and float(cell["median"]) == pytest.approx(np.median(values))
+        else:
+            assert float(cell["mean"]) == pytest.approx(np.mean(values))
+            assert float(cell["low"]) <= float(cell["mean"]) <= float(cell["high"])
 
     document = json.loads((out / "summary.json").read_text())
     assert document["split"] == "held-out" and document["n"] == FACES_USED and document["seed"] == 7
