@@ -44,13 +44,12 @@ from app.api.uploads import (
     in_upload_space,
 )
 from app.config import Settings
-from app.engine.compose import Prepared, finish, prepare
+from app.engine.compose import MAX_BLEND_SIDE, FinishPlan, Prepared, finish_planned, plan_finish, prepare
 from app.engine.depth import EdgeFill, edge_fill
 from app.engine.errors import EngineError, ParamsError
 from app.engine.kinds import make_job
 from app.engine.onepass import OnePassParams
 from app.engine.search import Init, SearchParams, SearchResult, params_for
-from app.engine.window import Window
 from app.faces.paste import FaceFill, paste_faces
 from app.faces.plan import Sized
 from app.scheduler import DeadlineExceeded, QueueFullError, ShuttingDownError
@@ -200,16 +199,10 @@ def _take(
 
 
 def _finish(
-    upload: Upload,
-    generated: Any,
-    blend: Literal["poisson", "none"],
-    edge: EdgeFill | None,
-    output_format: OutputFormat,
-    known: list[Band] | None,
-    window: Window,
+    upload: Upload, generated: Any, plan: FinishPlan, output_format: OutputFormat, known: list[Band] | None
 ) -> bytes:
     fill = in_upload_space(upload, generated)
-    restored: np.ndarray = finish(upload.image, upload.hole, fill, blend=blend, edge=edge, window=window)
+    restored: np.ndarray = finish_planned(upload.image, upload.hole, fill, plan)
     return encode_image(restored, output_format, upload.icc_profile, known)
 
 
@@ -429,12 +422,21 @@ async def complete(
         else:
             if prepared is None:
                 prepared = await run(prepare, upload.model_image, upload.hole, entry.resolution)
+            # what finishing needs from the upload alone is made while the search runs
+            planning = run(
+                plan_finish,
+                upload.image,
+                upload.hole,
+                entry.resolution,
+                blend,
+                edge_setting,
+                MAX_BLEND_SIDE,
+                prepared.window,
+            )
             result = await search(entry.key, make_job(prepared.target, prepared.hole, params))
             searched = time.perf_counter()
             known = await compressing if compressing is not None else None
-            finishing = run(
-                _finish, upload, result.generated, blend, edge_setting, output_format, known, prepared.window
-            )
+            finishing = run(_finish, upload, result.generated, await planning, output_format, known)
     except (DeadlineExceeded, TimeoutError):
         raise Problem(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"

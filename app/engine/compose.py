@@ -86,6 +86,38 @@ def _working_size(shape: tuple[int, int], scale: float) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+@dataclass(frozen=True)
+class BlendBase:
+    """The photo's side of a Poisson blend, which the fill does not change: made before the fill exists."""
+
+    shape: tuple[int, int]  # the photo's (H, W)
+    size: tuple[int, int] | None  # the working (width, height) when solved smaller; None: at the photo's size
+    image: np.ndarray  # (h, w, 3) float64 at the working size
+    hole: np.ndarray  # (h, w) bool at the working size: any missing photo pixel under it
+
+
+def blend_base(image: np.ndarray, hole: np.ndarray, max_side: int) -> BlendBase:
+    """The photo and hole a blend solves on: at most `max_side` pixels a side."""
+    if max(hole.shape) <= max_side:
+        return BlendBase(hole.shape, None, image.astype(np.float64), hole)
+    size = _working_size(hole.shape, max_side / max(hole.shape))
+    small_hole = _resize(hole.astype(np.float32), size) > 0
+    return BlendBase(hole.shape, size, _resize(image, size).astype(np.float64), small_hole)
+
+
+def blend_with(base: BlendBase, fill: np.ndarray) -> np.ndarray:
+    """Poisson-blend `fill` (float32, the photo's size) into `base`'s photo."""
+    if base.size is None:
+        return poisson_fill(base.image, fill.astype(np.float64), base.hole).astype(np.float32)
+    if base.hole.all():
+        return fill
+    small_fill = _resize(fill, base.size).astype(np.float64)
+    blended = poisson_fill(base.image, small_fill, base.hole)
+    correction = (blended - small_fill).astype(np.float32)  # known - fill outside the hole, harmonic inside
+    fill += _resize(correction, (base.shape[1], base.shape[0]))
+    return fill
+
+
 def blend_into(image: np.ndarray, hole: np.ndarray, fill: np.ndarray, max_side: int) -> np.ndarray:
     """Poisson-blend `fill` into the photo, solved on at most `max_side` pixels a side.
 
@@ -93,18 +125,7 @@ def blend_into(image: np.ndarray, hole: np.ndarray, fill: np.ndarray, max_side: 
     above `max_side` it is solved on the photo brought down to that size and
     scaled back up, so a 25-megapixel upload costs what a 256x256 one does.
     """
-    if max(hole.shape) <= max_side:
-        return poisson_fill(image.astype(np.float64), fill.astype(np.float64), hole).astype(np.float32)
-    size = _working_size(hole.shape, max_side / max(hole.shape))
-    small_hole = _resize(hole.astype(np.float32), size) > 0  # any missing photo pixel under it
-    if small_hole.all():
-        return fill
-    small_fill = _resize(fill, size).astype(np.float64)
-    small_image = _resize(image, size).astype(np.float64)
-    blended = poisson_fill(small_image, small_fill, small_hole)
-    correction = (blended - small_fill).astype(np.float32)  # known - fill outside the hole, harmonic inside
-    fill += _resize(correction, (hole.shape[1], hole.shape[0]))
-    return fill
+    return blend_with(blend_base(image, hole, max_side), fill)
 
 
 def hole_box(hole: np.ndarray) -> tuple[slice, slice]:
@@ -162,21 +183,20 @@ def inpaint_bounded(image: np.ndarray, hole: np.ndarray, method: str) -> np.ndar
     return out
 
 
-def _window_fill(
-    image: np.ndarray, hole: np.ndarray, generated: torch.Tensor, blend: str, max_blend_side: int, window: Window
-) -> np.ndarray:
-    """(h, w, 3) float32 over `window`: the generator's (C, R, R) answer in [-1, 1] scaled to it, Poisson-blended."""
+def _check_blend(blend: str) -> None:
     if blend not in BLENDS:
         raise ParamsError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+
+
+def _window_fill(generated: torch.Tensor, shape: tuple[int, int], base: BlendBase | None) -> np.ndarray:
+    """(h, w, 3) float32: the generator's (C, R, R) answer in [-1, 1] scaled to the window's `shape`, blended
+    into `base` (None: no blend)."""
     assert generated.dim() == 3 and generated.shape[0] in (1, 3), tuple(generated.shape)
     small = model_pixels(generated)
-    crop_image, crop_hole = image[window], hole[window]
-    height, width = crop_hole.shape
+    height, width = shape
     shrink = height < small.shape[0] or width < small.shape[1]
     crop = cv2.resize(small, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    if blend == "poisson":
-        crop = blend_into(crop_image, crop_hole, crop, max_blend_side)
-    return crop
+    return crop if base is None else blend_with(base, crop)
 
 
 def blended_fill(
@@ -187,9 +207,11 @@ def blended_fill(
     max_blend_side: int = MAX_BLEND_SIDE,
 ) -> np.ndarray:
     """(H, W, 3) float: the generator's (C, R, R) answer in [-1, 1] scaled to the model's window, Poisson-blended."""
+    _check_blend(blend)
     _check(image, hole)
     window = model_window(hole, generated.shape[-1]) or WHOLE
-    crop = _window_fill(image, hole, generated, blend, max_blend_side, window)
+    base = blend_base(image[window], hole[window], max_blend_side) if blend == "poisson" else None
+    crop = _window_fill(generated, hole[window].shape, base)
     if window is WHOLE:
         return crop
     fill = np.zeros((*hole.shape, 3), dtype=np.float32)  # outside the window: the classical fill's, see compose
@@ -218,22 +240,26 @@ def _seen(hole: np.ndarray, window: Window, box: Window) -> np.ndarray:
     return seen
 
 
+def _depth(seen: np.ndarray, hole: np.ndarray, pixel: float, edge: EdgeFill | None) -> tuple[np.ndarray, np.ndarray]:
+    """(the generator's share of each pixel, the band of hole pixels that take some classical fill)."""
+    if edge is None:
+        weight = seen.astype(np.float32)
+    else:  # the window's border counts as an edge too, so the classical fill outside it joins without a seam
+        weight = generator_weight(seen, pixel, edge)
+    return weight, hole & (weight < 1.0)
+
+
 def _compose_box(
     image: np.ndarray,
     hole: np.ndarray,
     box: Window,
     fill_box: np.ndarray,
-    seen_box: np.ndarray,
-    pixel: float,
+    depth: tuple[np.ndarray, np.ndarray],
     edge: EdgeFill | None,
 ) -> np.ndarray:
     """The upload with the hole's pixels rewritten from `fill_box` (float, over `box`), near the edge classically."""
     image_box, hole_in_box = image[box], hole[box]
-    if edge is None:
-        weight = seen_box.astype(np.float32)
-    else:  # the window's border counts as an edge too, so the classical fill outside it joins without a seam
-        weight = generator_weight(seen_box, pixel, edge)
-    band = hole_in_box & (weight < 1.0)
+    weight, band = depth
     if band.any():
         classical = _edge_fill(image_box, hole_in_box, band, fill_box, edge or EDGE_FILL)
         ys, xs = np.nonzero(band)
@@ -256,8 +282,50 @@ def compose(
     """
     window = model_window(hole, resolution) or WHOLE
     box = hole_box(hole)  # every hole pixel, its nearest known pixels and the inpainting radius around it
-    pixel = model_pixel(hole[window].shape, resolution)
-    return _compose_box(image, hole, box, fill[box].copy(), _seen(hole, window, box), pixel, edge)
+    depth = _depth(_seen(hole, window, box), hole[box], model_pixel(hole[window].shape, resolution), edge)
+    return _compose_box(image, hole, box, fill[box].copy(), depth, edge)
+
+
+@dataclass(frozen=True)
+class FinishPlan:
+    """What finishing an upload needs that the generator's answer does not change: made while the search runs."""
+
+    resolution: int
+    window: Window
+    box: Window  # hole_box: all that is touched past the blend
+    overlap: tuple[Window, Window]  # where the window and the box meet, in each one's coordinates
+    depth: tuple[np.ndarray, np.ndarray]  # over the box: the generator's share, and the band it does not fill alone
+    base: BlendBase | None  # the window's photo side of the Poisson blend; None: no blend
+    edge: EdgeFill | None
+
+
+def plan_finish(
+    image: np.ndarray,
+    hole: np.ndarray,
+    resolution: int,
+    blend: str = "poisson",
+    edge: EdgeFill | None = EDGE_FILL,
+    max_blend_side: int = MAX_BLEND_SIDE,
+    window: Window | None = None,
+) -> FinishPlan:
+    """Everything of `finish` but the generator's answer; `window`: `prepare`'s, where the caller kept it."""
+    _check_blend(blend)
+    _check(image, hole)
+    window = (model_window(hole, resolution) or WHOLE) if window is None else window
+    box = hole_box(hole)  # every hole pixel, its nearest known pixels and the inpainting radius around it
+    depth = _depth(_seen(hole, window, box), hole[box], model_pixel(hole[window].shape, resolution), edge)
+    base = blend_base(image[window], hole[window], max_blend_side) if blend == "poisson" else None
+    return FinishPlan(resolution, window, box, _overlap(window, box, hole.shape), depth, base, edge)
+
+
+def finish_planned(image: np.ndarray, hole: np.ndarray, generated: torch.Tensor, plan: FinishPlan) -> np.ndarray:
+    """`finish` with its plan made beforehand: the fill scaled, blended, edge-filled and written into the hole."""
+    assert generated.shape[-1] == plan.resolution, (tuple(generated.shape), plan.resolution)
+    crop = _window_fill(generated, hole[plan.window].shape, plan.base)
+    in_window, in_box = plan.overlap
+    fill_box = np.zeros((*hole[plan.box].shape, 3), dtype=np.float32)  # outside the window: the classical fill's
+    fill_box[in_box] = crop[in_window]
+    return _compose_box(image, hole, plan.box, fill_box, plan.depth, plan.edge)
 
 
 def finish(
@@ -267,7 +335,6 @@ def finish(
     blend: str = "poisson",
     edge: EdgeFill | None = EDGE_FILL,
     max_blend_side: int = MAX_BLEND_SIDE,
-    window: Window | None = None,
 ) -> np.ndarray:
     """(H, W, 3) uint8 upload with its hole filled from `generated` (C, R, R) in [-1, 1].
 
@@ -275,16 +342,7 @@ def finish(
     the hole's pixels near its edge (in model pixels) take a classical fill made
     at the photo's own size instead (see `app.engine.depth`). Every known pixel
     comes back byte-identical, and the cost is bounded by `max_blend_side` and
-    MAX_EDGE_PIXELS whatever the upload's size. `window`: `prepare`'s, where the
-    caller kept it (else found again); past the blend, only the hole's box is touched.
+    MAX_EDGE_PIXELS whatever the upload's size; past the blend, only the hole's box is touched.
     """
-    _check(image, hole)
-    resolution = generated.shape[-1]
-    window = (model_window(hole, resolution) or WHOLE) if window is None else window
-    crop = _window_fill(image, hole, generated, blend, max_blend_side, window)
-    box = hole_box(hole)  # every hole pixel, its nearest known pixels and the inpainting radius around it
-    in_window, in_box = _overlap(window, box, hole.shape)
-    fill_box = np.zeros((*hole[box].shape, 3), dtype=np.float32)  # outside the window: the classical fill's
-    fill_box[in_box] = crop[in_window]
-    pixel = model_pixel(hole[window].shape, resolution)
-    return _compose_box(image, hole, box, fill_box, _seen(hole, window, box), pixel, edge)
+    plan = plan_finish(image, hole, generated.shape[-1], blend, edge, max_blend_side)
+    return finish_planned(image, hole, generated, plan)
