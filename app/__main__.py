@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from app.engine.depth import EDGE_NAMES, edge_fill
 from app.engine.errors import EngineError
 from app.engine.kinds import Job, make_job
 from app.engine.onepass import OnePassParams
-from app.engine.precision import deterministic_cuda
+from app.engine.precision import cuda_flags
 from app.engine.precision import resolve as resolve_precision
 from app.engine.search import INITS, SearchParams, params_for
 from app.quality import cli as quality_cli
@@ -74,6 +75,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(host=args.host, port=args.port)
     if settings is None:
+        return 2
+    refusal = settings.serving_refusal()
+    if refusal is not None:
+        print(f"invalid setting: {refusal}", file=sys.stderr)
         return 2
     # bind before loading any model: a taken port is one line and exit 2, not a half-started server
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
@@ -197,9 +202,11 @@ def _complete(args: argparse.Namespace) -> int:
         if settings.torch_threads is not None:
             torch.set_num_threads(settings.torch_threads)
         if device.type == "cuda":
-            deterministic_cuda()
+            cuda_flags(settings.deterministic)
         precision = resolve_precision(settings.precision, device)
-        runner = entry.engine.runner(entry.load_served(device), device, precision)
+        # no warm-up: a batch run meets each size once anyway
+        options = replace(settings.step_options(settings.devices[0]), warm=False)
+        runner = entry.engine.runner(entry.load_served(device), device, precision, options)
         params = _params(entry, args)
     except (UnknownModelError, CheckpointError, FileNotFoundError, EngineError) as error:
         print(f"error: {error}", file=sys.stderr)

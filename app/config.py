@@ -15,6 +15,8 @@ import torch
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.engine.stepping import PLATEAU_EVERY, StepOptions, powers_of_two
+
 _DEVICE = re.compile(r"^(cpu|cuda:(\d+))$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 
@@ -24,6 +26,7 @@ PUBLIC = "public"
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+Switch = Literal["auto", "on", "off"]
 
 
 def _resolve_devices(value: str) -> tuple[str, ...]:
@@ -97,6 +100,22 @@ class Settings(BaseSettings):
     # iterations without a `tolerance` share of improvement after which a restart stops early (the plateau);
     # unset: the search's own default (app.engine.search.SearchParams.patience)
     search_patience: int | None = Field(default=None, ge=1, le=100_000)
+    # padded batch sizes of a search step (comma list, ascending), so a compiled or graph-captured step meets a
+    # few shapes; auto: 1, 2, 4, ... up to slots_per_device on CUDA, none on the CPU (where padding only costs);
+    # none: every step at its exact slot count
+    step_sizes: Annotated[tuple[int, ...] | None, NoDecode] = None
+    # steps between the host's reads of which restarts plateaued (a device-to-host wait); a plateaued restart is
+    # frozen on the device meanwhile, so the answer is the same for every value (app.engine.stepping)
+    plateau_every: int = Field(default=PLATEAU_EVERY, ge=1, le=1000)
+    # run every padded step size once before /readyz turns ready and before a reloaded version serves;
+    # auto: on CUDA devices only
+    warmup: Switch = "auto"
+    # CUDA only: deterministic cuDNN algorithms and no TF32, so the same request in the same batch gives the
+    # same bits; off: TF32 and cuDNN's fastest algorithm per shape (faster, last bits may vary run to run)
+    deterministic: bool = False
+    # several CUDA devices in this one process (one worker thread each, sharing one interpreter lock and one
+    # post-processing pool); off: refused at start-up, run one process per GPU instead
+    several_devices: bool = False
     # PyTorch intra-op threads (unset: one per core). On a CPU shared with other busy processes,
     # OpenMP's spinning threads can make 2 threads ~100x slower than 1: measure and set it there.
     torch_threads: int | None = Field(default=None, ge=1)
@@ -137,6 +156,22 @@ class Settings(BaseSettings):
     def _parse_devices(cls, value: object) -> tuple[str, ...]:
         text = ",".join(value) if isinstance(value, list | tuple) else str(value)
         return _resolve_devices(text)
+
+    @field_validator("step_sizes", mode="before")
+    @classmethod
+    def _parse_step_sizes(cls, value: object) -> tuple[int, ...] | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+            return None
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return ()
+        parts = value if isinstance(value, list | tuple) else str(value).split(",")
+        try:
+            sizes = tuple(int(str(part).strip()) for part in parts if str(part).strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a list of sizes: use auto, none, or e.g. 1,2,4,8,16,32,64") from None
+        if any(size < 1 for size in sizes) or list(sizes) != sorted(set(sizes)):
+            raise ValueError(f"{value!r}: sizes must be positive and ascending, e.g. 1,2,4,8,16,32,64")
+        return sizes
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -200,12 +235,37 @@ class Settings(BaseSettings):
                 f"max_restarts {self.max_restarts} exceeds slots_per_device {self.slots_per_device}: "
                 "a search with that many restarts could never be admitted"
             )
+        if self.step_sizes and self.step_sizes[-1] > self.slots_per_device:
+            raise ValueError(
+                f"IMGCOMP_STEP_SIZES pads a step to {self.step_sizes[-1]} slots, above IMGCOMP_SLOTS_PER_DEVICE "
+                f"{self.slots_per_device}: no size may exceed the slots a device holds"
+            )
         if not (self.model_store / self.default_model).is_dir():
             raise ValueError(
                 f"default model {self.default_model!r} is not in {self.model_store}: "
                 "set IMGCOMP_DEFAULT_MODEL to one of its folders"
             )
         return self
+
+    def serving_refusal(self) -> str | None:
+        """Why these devices cannot be served by one process, if they cannot (`complete` uses only the first)."""
+        gpus = [device for device in self.devices if device.startswith("cuda")]
+        if len(gpus) < 2 or self.several_devices:
+            return None
+        return (
+            f"IMGCOMP_DEVICES gives one process {len(gpus)} GPUs ({','.join(gpus)}), whose workers would share one "
+            "interpreter lock: run one process per GPU (IMGCOMP_DEVICES=cuda:N each, as docker-compose.per-gpu.yml "
+            "does), or set IMGCOMP_SEVERAL_DEVICES=true if one process is meant"
+        )
+
+    def step_options(self, device: str) -> StepOptions:
+        """How `device` steps its searches: the padded sizes and warm-up that `auto` gives it, the plateau reads."""
+        cuda = device.startswith("cuda")
+        sizes = (
+            self.step_sizes if self.step_sizes is not None else (powers_of_two(self.slots_per_device) if cuda else ())
+        )
+        warm = self.warmup == "on" or (self.warmup == "auto" and cuda)
+        return StepOptions(sizes=sizes, plateau_every=self.plateau_every, warm=warm)
 
 
 def describe_errors(error: ValidationError) -> list[str]:

@@ -27,7 +27,7 @@ from app.api.faces import OUTCOMES as FACE_OUTCOMES
 from app.api.middleware import AdmissionMiddleware, RequestContextMiddleware, UploadLimitMiddleware
 from app.api.problems import REASONS, install_problem_handlers
 from app.config import Settings
-from app.engine.precision import deterministic_cuda
+from app.engine.precision import cuda_flags
 from app.engine.precision import resolve as resolve_precision
 from app.faces.locate import FaceLocator
 from app.faces.refine import FaceFramer
@@ -79,8 +79,10 @@ def start_services(settings: Settings, metrics: Metrics, verified: Mapping[str, 
     if settings.torch_threads is not None:
         torch.set_num_threads(settings.torch_threads)  # process-wide: one service per process
     if any(device.startswith("cuda") for device in settings.devices):
-        deterministic_cuda()
-    per_device = load_runners(store.entries(), settings.devices, settings.precision, verified)
+        cuda_flags(settings.deterministic)
+    # every padded step size warmed up here where the device asks for it, before /readyz can turn ready
+    options = [settings.step_options(device) for device in settings.devices]
+    per_device = load_runners(store.entries(), settings.devices, settings.precision, verified, options)
     for device in settings.devices:
         metrics.device_info.labels(device=device, name=_device_name(device)).set(1)
         log.info("%s steps searches in %s", device, resolve_precision(settings.precision, torch.device(device)))

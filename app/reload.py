@@ -76,7 +76,8 @@ def prepare_reload(settings: Settings, current: ModelStore, served: Collection[s
     runners: list[dict[str, Runner]] = [{} for _ in settings.devices]
     for entry in added:
         try:
-            loaded = load_runners([entry], settings.devices, settings.precision, verified)
+            options = [settings.step_options(device) for device in settings.devices]
+            loaded = load_runners([entry], settings.devices, settings.precision, verified, options)
         except CheckpointError as exc:
             raise ReloadRefusedError(f"version {entry.key} cannot be served: {exc}") from exc
         for worker, runner in zip(runners, loaded, strict=True):

@@ -7,7 +7,7 @@ steps per job) or one-pass (one step per job, nothing to tune per request).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,6 +16,7 @@ import torch
 from app.engine.onepass import OnePassJob, OnePassParams, OnePassRunner
 from app.engine.runner import SearchRunner
 from app.engine.search import SearchJob, SearchParams, SearchResult
+from app.engine.stepping import StepOptions
 from training.checkpoint import LoadedModel
 from training.glcic import CompletionNetwork
 from training.kinds import KINDS
@@ -57,15 +58,32 @@ def make_job(target: torch.Tensor, hole: torch.Tensor, params: SearchParams | On
     return SearchJob(target, hole, params)
 
 
-def _search_runner(model: LoadedModel, device: torch.device, precision: str) -> SearchRunner:
+class RunnerFactory(Protocol):
+    """A kind's runner from a loaded version on a device; `options` say how a stepped kind steps."""
+
+    def __call__(
+        self, model: LoadedModel, device: torch.device, precision: str, options: StepOptions | None = None
+    ) -> Runner: ...
+
+
+def _search_runner(
+    model: LoadedModel, device: torch.device, precision: str, options: StepOptions | None = None
+) -> SearchRunner:
+    """The search's runner, its padded step sizes warmed up before it is handed out when `options` say so."""
     generator, discriminator = model.networks["generator"], model.networks["discriminator"]
     encoder = model.networks.get("encoder")
     assert isinstance(generator, Generator) and isinstance(discriminator, Discriminator)
     assert encoder is None or isinstance(encoder, Encoder)
-    return SearchRunner(generator, discriminator, device, precision, encoder)
+    runner = SearchRunner(generator, discriminator, device, precision, encoder, options)
+    if runner.options.warm:
+        runner.warm()
+    return runner
 
 
-def _one_pass_runner(model: LoadedModel, device: torch.device, precision: str) -> OnePassRunner:
+def _one_pass_runner(
+    model: LoadedModel, device: torch.device, precision: str, options: StepOptions | None = None
+) -> OnePassRunner:
+    """The one-pass runner: one forward per job and no table to pad, so the step's options do not apply."""
     completion = model.networks["completion"]
     assert isinstance(completion, CompletionNetwork)
     return OnePassRunner(completion, device, precision)
@@ -77,7 +95,7 @@ class Engine:
 
     kind: str
     one_pass: bool  # one step per job: `iterations`, `restarts` and `init` do not apply
-    runner: Callable[[LoadedModel, torch.device, str], Runner]
+    runner: RunnerFactory
 
 
 ENGINES: dict[str, Engine] = {

@@ -36,14 +36,16 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def deterministic_cuda() -> None:
-    """Same request, same batch, same bits on CUDA: no TF32 (10-bit mantissas in fp32 matmuls and convolutions)
-    and only deterministic cuDNN algorithms, not the fastest one a benchmark run happens to pick.
+def cuda_flags(deterministic: bool) -> None:
+    """The process's CUDA maths: fast by default, bit-reproducible when asked (IMGCOMP_DETERMINISTIC).
 
-    Process-wide, like the flags themselves; a no-op without CUDA. cuDNN may still choose its algorithm by
-    batch size, so on CUDA a request alone and among others can differ in the last bits (the README says so).
+    Fast: TF32 in fp32 matmuls and convolutions (10-bit mantissas, on the tensor cores) and cuDNN's fastest
+    algorithm per shape, timed once per shape (the padded step sizes keep the shapes few). Deterministic: no
+    TF32 and only deterministic cuDNN algorithms, so the same request in the same batch gives the same bits;
+    cuDNN may still choose its algorithm by batch size, so a request alone and among others can differ in the
+    last bits. Process-wide, like the flags themselves; a no-op without CUDA.
     """
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
+    torch.backends.cuda.matmul.allow_tf32 = not deterministic
+    torch.backends.cudnn.allow_tf32 = not deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
