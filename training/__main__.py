@@ -23,7 +23,8 @@ from training.glcic_train import GlcicSettings, train_glcic
 from training.glcic_update import RECONSTRUCTIONS, GlcicOptim
 from training.masks import MaskKindError
 from training.networks import SUPPORTED_RESOLUTIONS, ConfigError, EncoderConfig, NetworkConfig
-from training.train import TrainSettings, pick_device, train
+from training.run import pick_device
+from training.train import TrainSettings, train
 
 
 def _network_args(parser: argparse.ArgumentParser) -> None:

@@ -36,7 +36,7 @@ from training.data import DataError, ImageSet, load_images, native_resolution, t
 from training.gan import autocast, resolve_precision
 from training.masks import MASK_KINDS, make_mask
 from training.networks import Encoder, EncoderConfig, Generator
-from training.train import atomic_torch_save, pick_device
+from training.run import atomic_torch_save, pick_device
 from training.visuals import save_grid, save_loss_curve
 
 Z_BOUND = 3.0  # the search clamps z to |z_i| <= 3; E learns to answer inside that box

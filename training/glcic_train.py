@@ -15,27 +15,25 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
-from training.checkpoint import save_model, version_folder
+from training.checkpoint import save_model
 from training.data import to_signed
 from training.encoder import damage, draw_holes
-from training.gan import resolve_precision
 from training.glcic import GlcicConfig
 from training.glcic_update import PHASES, GlcicOptim, GlcicUpdate
 from training.kinds import GLCIC
 from training.masks import MASK_KINDS, make_mask
-from training.train import (
+from training.run import (
     Distributed,
     RunSettings,
     atomic_torch_save,
     dataset_card,
-    join_group,
     leave_group,
-    load_split,
-    pick_device,
+    machine_card,
+    progress_bar,
+    resumed_state,
     sample_batch,
+    start_run,
 )
 from training.visuals import save_grid, save_loss_curve
 
@@ -80,34 +78,19 @@ def _sample_grid(update: GlcicUpdate, photos: torch.Tensor, holes: torch.Tensor,
 
 def train_glcic(settings: GlcicSettings) -> Path | None:
     """Run the three phases and write `<name>/<version>/` of kind glcic; returns its folder on rank 0."""
-    world = Distributed.from_env()
-    # every check of the destination before the first step: a taken version is refused in a second, not an hour
-    version_folder(settings.model_store, settings.name, settings.version, settings.overwrite)
     if any(n < 0 for n in settings.phase_steps) or settings.steps < 1:
         raise ValueError(f"phase lengths must be >= 0 with at least one step in all, got {settings.phase_steps}")
-    device = pick_device(settings.device, world.local_rank)
-    precision = resolve_precision(settings.precision, device)
     resolution = settings.network.resolution
-    data, train_set, held = load_split(settings.data, resolution, settings.holdout_fraction)
-    ddp_kwargs = join_group(world, device)
-    torch.manual_seed(settings.seed)  # identical initial weights on every rank
-    update = GlcicUpdate(
-        settings.network,
-        device,
-        precision,
-        settings.optim,
-        wrap=DistributedDataParallel if world.world_size > 1 else None,
-        wrap_kwargs=ddp_kwargs,
-    )
+    run = start_run(settings, resolution)
+    world, device, precision, train_set, held = run.world, run.device, run.precision, run.train_set, run.held
+    update = GlcicUpdate(settings.network, device, precision, settings.optim, wrap=run.wrap, wrap_kwargs=run.ddp_kwargs)
     runs = settings.runs
-    state_path = runs / "state.pt"
     start, elapsed = 0, 0.0
     losses: dict[str, list[float]] = {"reconstruction": [], "discriminator": [], "adversarial": []}
     loss_steps: dict[str, list[int]] = {key: [] for key in losses}
     phase_time = {phase: {"steps": 0, "images": 0, "seconds": 0.0} for phase in PHASES}
-    if settings.resume and state_path.exists():
-        # weights_only: resuming never executes code from the file
-        state = torch.load(state_path, map_location=device, weights_only=True)
+    state = resumed_state(settings, device)
+    if state is not None:
         update.load_state_dict(state["update"])
         start, elapsed = int(state["step"]), float(state["elapsed"])
         losses, loss_steps, phase_time = state["losses"], state["loss_steps"], state["phase_time"]
@@ -127,15 +110,9 @@ def train_glcic(settings: GlcicSettings) -> Path | None:
             "loss_steps": loss_steps,
             "phase_time": phase_time,
         }
-        atomic_torch_save(state, state_path)
+        atomic_torch_save(state, settings.state_path)
 
-    bar = tqdm(
-        total=settings.steps,
-        initial=start,
-        disable=not (world.is_main and settings.show_progress),
-        desc=f"glcic {settings.name}/{settings.version}",
-        unit="step",
-    )
+    bar = progress_bar(settings, world, settings.steps, start, f"glcic {settings.name}/{settings.version}")
     started = time.perf_counter()
     for step in range(start + 1, settings.steps + 1):
         tick = time.perf_counter()
@@ -181,7 +158,7 @@ def train_glcic(settings: GlcicSettings) -> Path | None:
     samples = _sample_grid(update, grid_photos, grid_holes, runs / "samples" / "final.png")
     card = {
         "dataset": dataset_card(
-            data, train_set, held, settings.holdout_fraction, settings.dataset_name, settings.licence
+            run.data, train_set, held, settings.holdout_fraction, settings.dataset_name, settings.licence
         ),
         "training": _training_card(settings, world, device, precision, elapsed, phase_time, losses),
     }
@@ -229,9 +206,7 @@ def _training_card(
         "steps": settings.steps,
         "phases": phases,
         "batch_size": settings.batch_size,
-        "world_size": world.world_size,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "precision": precision,
+        **machine_card(world, device, precision),
         "lr": settings.optim.lr,
         "beta1": settings.optim.beta1,
         "alpha": settings.optim.alpha,
