@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:
+        command = " ".join(["python scripts/bench_outside.py", *(argv if argv is not None else sys.argv[1:])])
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
+        args.out.write_text(f"# Time outside the model, before and after\n\n```sh\n{command}\n```\n\n{table}")
     return 0
 
 

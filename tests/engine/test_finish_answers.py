@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.engine.compose import finish
+from app.engine.compose import finish, finish_planned, plan_finish, prepare
 from app.engine.depth import edge_fill
 
 
@@ -86,6 +86,17 @@ def _finished(name: str) -> np.ndarray:
 @pytest.mark.parametrize("name", list(CASES))
 def test_finish_answers_what_the_full_photo_path_answered(name: str) -> None:
     out = _finished(name)
+    assert hashlib.sha256(out.tobytes()).hexdigest() == HASHES[name]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_planned_with_prepare_s_window_answers_the_same(name: str) -> None:
+    """The service's path: prepare's window, the plan made before the answer exists, then the answer."""
+    height, width, boxes, resolution, channels, blend, edge = CASES[name]
+    image, hole = _photo(height, width, seed=len(name)), _hole(height, width, boxes)
+    window = prepare(image, hole, resolution).window
+    plan = plan_finish(image, hole, resolution, blend, edge_fill(edge), window=window)
+    out = finish_planned(image, hole, _generated(channels, resolution, seed=len(name)), plan)
     assert hashlib.sha256(out.tobytes()).hexdigest() == HASHES[name]
 
 
