@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--before", default="ccc07c4", help="the commit to compare against (default ccc07c4)")
     parser.add_argument("--worktree", type=Path, default=Path("/tmp/imgcomp-before"), help="where it is checked out")
+    parser.add_argument(
+        "--after",
+        help="a commit to serve as 'after' from its own worktree (default: this working tree, as it is; others' "
+        "unfinished edits included)",
+    )
     parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
     parser.add_argument("--models", default="faces-glcic,faces", help="comma list (default faces-glcic,faces)")
     parser.add_argument("--repeats", type=int, default=7, help="measured requests per cell (default 7)")
@@ -63,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     models = [name for name in args.models.split(",") if name]
     env = {"IMGCOMP_MODEL_STORE": str(args.model_store.resolve()), "IMGCOMP_DEVICES": "cpu"}
     load_before = _loadavg()
-    sides = {"before": _worktree(args.before, args.worktree), "after": REPO}
+    after = REPO if args.after is None else _worktree(args.after, Path(f"{args.worktree}-after"))
+    sides = {"before": _worktree(args.before, args.worktree), "after": after}
     servers = {side: start_server(env, cwd) for side, cwd in sides.items()}
     cells: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     try:
@@ -92,12 +98,12 @@ def main(argv: list[str] | None = None) -> int:
                 outside = statistics.median(o for _, o in measured) * 1000
                 row.append(f"{search:.1f} / **{outside:.1f}** ms")
         lines.append("| " + " | ".join(row) + " |")
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    commit = subprocess.run(["git", "-C", str(after), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     lines += [
         "",
-        f"Median of {args.repeats} per cell, one client, before = {args.before}, after = {commit.stdout.strip()} "
-        f"(working tree), {os.cpu_count()} CPUs. Load average (1, 5, 15 min) at the start {load_before}, "
-        f"at the end {_loadavg()}.",
+        f"Median of {args.repeats} per cell, one client, before = {args.before}, after = {commit.stdout.strip()}"
+        f"{' (working tree)' if args.after is None else ''}, {os.cpu_count()} CPUs. "
+        f"Load average (1, 5, 15 min) at the start {load_before}, at the end {_loadavg()}.",
     ]
     table = "\n".join(lines) + "\n"
     print(table)
