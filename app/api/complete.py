@@ -195,7 +195,7 @@ def _take(
     """The decoded upload, when decoding ended, and with `resolution`, the model's view of it: one thread hop."""
     upload = decode_upload(image_data, mask_data, max_pixels)
     decoded = time.perf_counter()
-    return upload, decoded, prepare(upload.model_image, upload.hole, resolution) if resolution else None
+    return upload, decoded, prepare(upload.model_image, upload.hole, resolution) if resolution is not None else None
 
 
 def _finish(
@@ -377,7 +377,9 @@ async def complete(
 
     # without faces to look for, the whole photo goes to the model: prepared in the same hop as the decode
     resolution = entry.resolution if family is None else None
-    taken = await run(_take, image_data, mask_data, settings.max_image_pixels, resolution)
+    taken: tuple[Upload, float, Prepared | None] = await run(
+        _take, image_data, mask_data, settings.max_image_pixels, resolution
+    )
     upload, decoded, prepared = taken
     del image_data, mask_data  # the encoded files are not needed again: only the decoded pixels wait for the search
     # the answer shares the rows the hole does not touch with the upload: compressed while the search runs
