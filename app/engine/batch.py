@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -182,7 +182,7 @@ class SearchBatch:
         return key
 
     def _admit(self) -> None:
-        """The pending jobs into the table: one copy of all their rows, one encoder pass for all their guesses."""
+        """The pending jobs into the table: one copy of all their rows, then the encoder's guesses (`_starts`)."""
         pending, self._pending = self._pending, []
         if not pending:
             return
@@ -193,14 +193,10 @@ class SearchBatch:
         target, weights, hole, scalars, noise = packed.split(widths, dim=1)
         target = target.reshape(-1, channels, side, side).contiguous()
         starts = [sum(len(p.rows) for p in pending[:index]) for index in range(len(pending))]
-        z = self._starts(pending, starts, target, hole.reshape(-1, 1, side, side), noise.contiguous())
-        count = len(packed)
-
-        def zeros(*shape: int) -> torch.Tensor:
-            return torch.zeros(count, *shape, device=self.device)
-
+        z = self._starts(pending, starts, target, hole, noise.contiguous())
         lr, prior_weight, z_bound, patience, tolerance = (column.contiguous() for column in scalars.unbind(1))
-        new = _Slots(
+        new = replace(
+            self._blank(len(packed)),  # a fresh row's search state: no best yet, no stall, no Adam moments
             z=z,
             target=target,
             weights=weights.reshape(-1, 1, side, side).contiguous(),
@@ -209,15 +205,7 @@ class SearchBatch:
             z_bound=z_bound,
             patience=patience.to(torch.int64),
             tolerance=tolerance,
-            best_loss=torch.full((count,), math.inf, device=self.device),
-            best_image=zeros(channels, side, side),
-            plateau_loss=torch.full((count,), math.inf, device=self.device),
-            stalled=torch.zeros(count, dtype=torch.int64, device=self.device),
-            m=zeros(self.z_dim),
-            v=zeros(self.z_dim),
-            steps=torch.zeros(count, dtype=torch.int64, device=self.device),
-            ran=torch.zeros(count, dtype=torch.int64, device=self.device),
-            active=torch.ones(count, dtype=torch.bool, device=self.device),
+            active=torch.ones(len(packed), dtype=torch.bool, device=self.device),
         )
         for p in pending:
             params, search = p.job.params, self._searches[p.key]
@@ -226,13 +214,15 @@ class SearchBatch:
             self._prior += [params.prior_weight > 0] * params.restarts
             self._searching += [search.budget > 0] * params.restarts
             self._left += [max(search.budget, 1)] * params.restarts  # a one-pass row still takes its one step
-        kept = [] if self._slots is None else [self._slots.head(len(self._owner) - count)]
+        kept = [] if self._slots is None else [self._slots.head(len(self._owner) - len(packed))]
         self._set_table([*kept, new])
 
     def _starts(
         self, pending: list[_Pending], starts: list[int], target: torch.Tensor, hole: torch.Tensor, noise: torch.Tensor
     ) -> torch.Tensor:
         """(rows, z_dim) starts: seeded Gaussian draws, or E's guess (plus seeded noise after restart 0).
+
+        `starts`: each job's first row; `hole`: (rows, R * R) in {0, 1}.
 
         The encoder guesses from the first row of every job that starts from it, under the search's precision:
         on CUDA in one pass for all of them; on the CPU one job at a time, since its batched convolutions and
@@ -243,6 +233,7 @@ class SearchBatch:
             return noise
         encoder = self.encoder
         assert encoder is not None  # `add` refused encoder starts without one
+        hole = hole.reshape(-1, 1, self.resolution, self.resolution)
         first = [starts[index] for index in guessed]
         passes = [first] if self.device.type == "cuda" else [[row] for row in first]
         with torch.no_grad(), self._context():
@@ -270,7 +261,7 @@ class SearchBatch:
         self._slots = parts[0] if len(parts) == 1 else _Slots.cat(parts)
 
     def _blank(self, count: int) -> _Slots:
-        """Inert rows: zero z, weights, lr and prior weight, never active, so they change no real row."""
+        """Inert rows: zero z, weights, lr and prior weight, never active, so they change no real row (padding)."""
 
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros(count, *shape, dtype=dtype, device=self.device)
