@@ -390,7 +390,7 @@ async def complete(
         found = await run(locate, locator, upload.model_image, upload.hole, given)
         planned = plan(settings, found, upload.hole, family)
         metrics.face_locate.observe(time.perf_counter() - decoded)
-    located = time.perf_counter()
+    located = time.perf_counter() if family is not None else decoded  # preparing counts in queue_s, as before
 
     # a photo's faces send many one-step framing jobs: at most a quarter of the queue at a time, so one
     # request's faces never fill the queue on their own

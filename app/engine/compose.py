@@ -15,7 +15,7 @@ import torch
 from app.engine.depth import EDGE_FILL, EdgeFill, generator_weight, model_pixel
 from app.engine.errors import EngineError, MaskError, ParamsError
 from app.engine.inpaint import INPAINT_RADIUS, INPAINTS
-from app.engine.poisson import poisson_fill
+from app.engine.poisson import PoissonSystem, poisson_solve, poisson_system
 from app.engine.search import check_hole_coverage
 from app.engine.window import Window, box_resize, model_window
 
@@ -93,26 +93,28 @@ class BlendBase:
     shape: tuple[int, int]  # the photo's (H, W)
     size: tuple[int, int] | None  # the working (width, height) when solved smaller; None: at the photo's size
     image: np.ndarray  # (h, w, 3) float64 at the working size
-    hole: np.ndarray  # (h, w) bool at the working size: any missing photo pixel under it
+    system: PoissonSystem | None  # over the working size's hole (any missing photo pixel under a pixel);
+    # None: every working pixel is hole, and the fill stays as it is
 
 
 def blend_base(image: np.ndarray, hole: np.ndarray, max_side: int) -> BlendBase:
     """The photo and hole a blend solves on: at most `max_side` pixels a side."""
     if max(hole.shape) <= max_side:
-        return BlendBase(hole.shape, None, image.astype(np.float64), hole)
+        return BlendBase(hole.shape, None, image.astype(np.float64), poisson_system(hole))
     size = _working_size(hole.shape, max_side / max(hole.shape))
     small_hole = _resize(hole.astype(np.float32), size) > 0
-    return BlendBase(hole.shape, size, _resize(image, size).astype(np.float64), small_hole)
+    system = None if small_hole.all() else poisson_system(small_hole)
+    return BlendBase(hole.shape, size, _resize(image, size).astype(np.float64), system)
 
 
 def blend_with(base: BlendBase, fill: np.ndarray) -> np.ndarray:
     """Poisson-blend `fill` (float32, the photo's size) into `base`'s photo."""
-    if base.size is None:
-        return poisson_fill(base.image, fill.astype(np.float64), base.hole).astype(np.float32)
-    if base.hole.all():
+    if base.system is None:
         return fill
+    if base.size is None:
+        return poisson_solve(base.system, base.image, fill.astype(np.float64)).astype(np.float32)
     small_fill = _resize(fill, base.size).astype(np.float64)
-    blended = poisson_fill(base.image, small_fill, base.hole)
+    blended = poisson_solve(base.system, base.image, small_fill)
     correction = (blended - small_fill).astype(np.float32)  # known - fill outside the hole, harmonic inside
     fill += _resize(correction, (base.shape[1], base.shape[0]))
     return fill
