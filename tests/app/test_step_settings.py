@@ -17,6 +17,7 @@ from app.engine import SearchRunner
 from app.engine.batch import SearchBatch
 from app.engine.stepping import PLATEAU_EVERY, StepOptions
 from app.loading import load_runners
+from app.reload import prepare_reload
 from app.store import ModelStore
 from tests.app.conftest import free_port, serve_env, serving
 from tests.conftest import REPO
@@ -126,3 +127,12 @@ def test_runners_warm_up_before_they_are_handed_out_and_before_readyz(
     with serving(store, warmup="on", step_sizes="1,2") as http:
         assert warmed == [(1, 2)]  # start-up warmed the one version on the one device before it was ready
         assert http.get("/readyz").status_code == 200
+
+
+def test_a_reload_warms_up_its_new_versions_before_they_serve(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    warmed: list[tuple[int, ...]] = []
+    monkeypatch.setattr(SearchRunner, "warm", lambda runner: warmed.append(runner.options.sizes))
+    settings = _settings(store, warmup="on", step_sizes="1,2", devices="cpu,cpu")
+    prepared = prepare_reload(settings, ModelStore.discover(store, "tiny"), served=set())
+    assert [entry.key for entry in prepared.added] == ["tiny:1"]
+    assert warmed == [(1, 2), (1, 2)]  # on both workers, before the reload is applied
