@@ -25,7 +25,7 @@ from training.data import load_images, split
 from training.framing_data import HOLE_FAMILIES, Examples, make_examples
 from training.framing_net import CROP, TEMPLATE, FramingConfig, FramingNet, network_input
 from training.kinds import FRAMING
-from training.train import atomic_torch_save, dataset_card, pick_device
+from training.run import atomic_torch_save, dataset_card, pick_device
 from training.visuals import save_loss_curve
 
 VALIDATION_PER_FAMILY = 64

@@ -25,7 +25,6 @@ from training.run import (
     sample_batch,
     start_run,
 )
-from training.run import pick_device as pick_device  # training/framing_train.py still imports it from here
 from training.visuals import save_grid, save_loss_curve
 
 
