@@ -33,7 +33,7 @@ def _edit_card(folder: Path, **changes: object) -> None:
 
 def _unknown_kind(folder: Path) -> str:
     _edit_card(folder, kind="diffusion")
-    return f"{folder}/model.json is of kind 'diffusion'; this code knows search, glcic"
+    return f"{folder}/model.json is of kind 'diffusion'; this code knows search, glcic, framing"
 
 
 def _no_completion(folder: Path) -> str:
