@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import socket
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from pydantic import ValidationError
@@ -36,10 +33,6 @@ from app.engine.search import INITS, SearchParams, params_for
 from app.quality import cli as quality_cli
 from app.store import ModelEntry, ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
-
-if TYPE_CHECKING:
-    import uvicorn
-    from fastapi import FastAPI
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -69,16 +62,12 @@ def _settings(**overrides: Any) -> Settings | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.main import create_app
+    from app.serving import configure_logging, serve_app
+    from app.supervisor import supervise
 
     settings = _settings(host=args.host, port=args.port)
     if settings is None:
-        return 2
-    refusal = settings.serving_refusal()
-    if refusal is not None:
-        print(f"invalid setting: {refusal}", file=sys.stderr)
         return 2
     # bind before loading any model: a taken port is one line and exit 2, not a half-started server
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
@@ -110,42 +99,21 @@ def _serve(args: argparse.Namespace) -> int:
         listener.close()
         print(f"cannot serve {settings.model_store}: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # one process: every device is inside it, and Prometheus needs no multiprocess mode
-    # on SIGTERM uvicorn stops accepting, lets in-flight requests finish for the grace period, then the
-    # lifespan stops the pool (which gives anything still accepted the same grace)
+    configure_logging(settings)
+    if settings.process_per_device():
+        del verified  # each child verifies and loads its own copy
+        return supervise(listener, settings)
+    if len(settings.devices) > 1:
+        logging.getLogger(__name__).warning(
+            "IMGCOMP_SEVERAL_DEVICES=true: one process steps %s, whose workers share one interpreter lock and one "
+            "post-processing pool; unset it for one process per device",
+            ",".join(settings.devices),
+        )
     # what was verified is what the lifespan puts on the devices: no weight file is read twice
     app = create_app(settings, verified)
     del verified  # the lifespan holds the only reference now, and drops it once the models are on the devices
-    config = uvicorn.Config(
-        app,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=int(math.ceil(settings.shutdown_grace_s)),
-        limit_concurrency=settings.limit_concurrency,
-    )
-    _draining_server(config, app, settings).run(sockets=[listener])
+    serve_app(listener, app, settings)
     return 0
-
-
-def _draining_server(config: uvicorn.Config, app: FastAPI, settings: Settings) -> uvicorn.Server:
-    """uvicorn, but SIGTERM first turns readyz and new completions to 503 for `drain_notice_s`.
-
-    Only then does uvicorn close the listener, so a load balancer polling readyz takes the replica
-    out before its connections are refused. A second signal exits at once.
-    """
-    import uvicorn
-
-    class DrainingServer(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            services = getattr(app.state, "services", None)
-            if services is None or services.backend.draining or settings.drain_notice_s == 0:
-                super().handle_exit(sig, frame)
-                return
-            services.backend.close(settings.shutdown_grace_s)
-            logging.getLogger(__name__).info("draining: readyz answers 503 for %.1f s", settings.drain_notice_s)
-            threading.Timer(settings.drain_notice_s, super().handle_exit, (sig, frame)).start()
-
-    return DrainingServer(config)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -245,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the HTTP service (one uvicorn process, every device inside it)")
+    serve = commands.add_parser("serve", help="run the HTTP service (one uvicorn process per device, sharing one port)")
     serve.add_argument("--host", help="listen address (default IMGCOMP_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default IMGCOMP_PORT or 8000)")
     serve.set_defaults(handler=_serve)

@@ -113,8 +113,8 @@ class Settings(BaseSettings):
     # CUDA only: deterministic cuDNN algorithms and no TF32, so the same request in the same batch gives the
     # same bits; off: TF32 and cuDNN's fastest algorithm per shape (faster, last bits may vary run to run)
     deterministic: bool = False
-    # several CUDA devices in this one process (one worker thread each, sharing one interpreter lock and one
-    # post-processing pool); off: refused at start-up, run one process per GPU instead
+    # several devices in this one process (one worker thread each, sharing one interpreter lock and one
+    # post-processing pool; `serve` warns); off: `serve` runs one process per device (app.supervisor)
     several_devices: bool = False
     # PyTorch intra-op threads (unset: one per core). On a CPU shared with other busy processes,
     # OpenMP's spinning threads can make 2 threads ~100x slower than 1: measure and set it there.
@@ -247,16 +247,12 @@ class Settings(BaseSettings):
             )
         return self
 
-    def serving_refusal(self) -> str | None:
-        """Why these devices cannot be served by one process, if they cannot (`complete` uses only the first)."""
-        gpus = [device for device in self.devices if device.startswith("cuda")]
-        if len(gpus) < 2 or self.several_devices:
-            return None
-        return (
-            f"IMGCOMP_DEVICES gives one process {len(gpus)} GPUs ({','.join(gpus)}), whose workers would share one "
-            "interpreter lock: run one process per GPU (IMGCOMP_DEVICES=cuda:N each, as docker-compose.per-gpu.yml "
-            "does), or set IMGCOMP_SEVERAL_DEVICES=true if one process is meant"
-        )
+    def process_per_device(self) -> bool:
+        """Whether `serve` runs one process per device (its supervisor): several devices and no override.
+
+        One process stepping several devices shares one interpreter lock and one post-processing pool among them.
+        """
+        return len(self.devices) > 1 and not self.several_devices
 
     def step_options(self, device: str) -> StepOptions:
         """How `device` steps its searches: the padded sizes and warm-up that `auto` gives it, the plateau reads."""

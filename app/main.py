@@ -112,11 +112,17 @@ def start_services(settings: Settings, metrics: Metrics, verified: Mapping[str, 
     )
 
 
-def create_app(settings: Settings | None = None, verified: Mapping[str, LoadedModel] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    verified: Mapping[str, LoadedModel] | None = None,
+    *,
+    metrics_server: bool = True,
+) -> FastAPI:
     """A ready-to-serve app; `settings` default to the environment (`IMGCOMP_*`).
 
     `verified`: the models `serve` verified before starting (`ModelStore.verify`), which the first start-up puts
     on the devices instead of reading their files again; it is dropped then, so their CPU copies are freed.
+    `metrics_server`: False in a supervisor's child, whose parent serves every child's metrics on the metrics port.
     """
     pending = dict(verified or {})
     settings = settings if settings is not None else Settings()
@@ -137,8 +143,8 @@ def create_app(settings: Settings | None = None, verified: Mapping[str, LoadedMo
         pending.clear()
         app.state.services = services
         scrape = None
-        if settings.metrics_port is not None:
-            scrape, _ = start_http_server(settings.metrics_port, addr=settings.host, registry=metrics.registry)
+        if settings.metrics_port is not None and metrics_server:
+            scrape, _ = start_http_server(settings.metrics_port, addr=settings.host, registry=metrics.exposed)
             log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
         try:
             yield

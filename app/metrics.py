@@ -4,12 +4,21 @@ A per-app `CollectorRegistry` (not the process-global one) lets tests and the
 bench build many apps in one process without duplicate-metric errors. Names
 are a contract with the Grafana dashboard: base units, `_total` counters,
 labels of low cardinality only (model, device, status, reason).
+
+Under `serve`'s supervisor (one process per device) every process writes its
+values to `PROMETHEUS_MULTIPROC_DIR` and a scrape reads them all back
+(`aggregate`): counters and histograms add up, and each gauge says how its
+processes' values combine.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -18,6 +27,20 @@ _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60
 _STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 _SLOT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _ITERATION_BUCKETS = (0, 1, 10, 25, 50, 100, 200, 400, 600, 800, 1000, 1500, 2000, 5000)
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess() -> bool:
+    """Whether this process's values live in the supervisor's shared folder (prometheus_client reads it at import)."""
+    return MULTIPROC_DIR in os.environ
+
+
+def aggregate(folder: Path) -> CollectorRegistry:
+    """A registry that, scraped, reads every process's values in `folder` (live ones' gauges, everyone's counts)."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(folder))
+    return registry
 
 
 class Metrics:
@@ -42,9 +65,15 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.queue_depth = Gauge("imgcomp_queue_depth", "Searches waiting for a device.", registry=r)
+        self.queue_depth = Gauge(
+            "imgcomp_queue_depth", "Searches waiting for a device.", registry=r, multiprocess_mode="livesum"
+        )
         self.live_slots = Gauge(
-            "imgcomp_live_slots", "Searches (restarts included) running on a device now.", ["device"], registry=r
+            "imgcomp_live_slots",
+            "Searches (restarts included) running on a device now.",
+            ["device"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.slots_per_step = Histogram(
             "imgcomp_slots_per_step",
@@ -84,6 +113,7 @@ class Metrics:
             "lowered; otherwise the device's slot budget applies).",
             ["device", "model"],
             registry=r,
+            multiprocess_mode="livemin",
         )
         self.worker_restarts = Counter(
             "imgcomp_worker_restarts",
@@ -99,6 +129,7 @@ class Metrics:
             "Model versions loaded and servable (value 1; a reload adds and removes series).",
             ["model", "version", "resolution", "dataset"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.model_reloads = Counter(
             "imgcomp_model_reloads",
@@ -120,9 +151,15 @@ class Metrics:
             registry=r,
         )
         self.device_info = Gauge(
-            "imgcomp_device_info", "Devices with a worker (value 1).", ["device", "name"], registry=r
+            "imgcomp_device_info",
+            "Devices with a worker (value 1).",
+            ["device", "name"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
+        # what a scrape reads: every process's values under the supervisor, else this registry's
+        self.exposed = aggregate(Path(os.environ[MULTIPROC_DIR])) if multiprocess() else r
 
     def render(self) -> bytes:
-        """The registry in Prometheus text exposition format."""
-        return generate_latest(self.registry)
+        """The exposed registry in Prometheus text exposition format."""
+        return generate_latest(self.exposed)

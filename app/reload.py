@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from app.config import Settings
 from app.engine.kinds import Runner
 from app.loading import load_runners
-from app.metrics import Metrics
+from app.metrics import Metrics, multiprocess
 from app.store import ModelEntry, ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
 
@@ -86,11 +86,17 @@ def prepare_reload(settings: Settings, current: ModelStore, served: Collection[s
 
 
 def publish_model_info(metrics: Metrics, added: Sequence[ModelEntry], removed: Sequence[ModelEntry]) -> None:
-    """`imgcomp_model_info` carries one series per servable version."""
+    """`imgcomp_model_info` carries one series per servable version (value 1).
+
+    Under the supervisor a series cannot leave the shared folder, so a removed version's reads 0 instead.
+    """
     for entry in added:
         metrics.model_info.labels(*_info_labels(entry)).set(1)
     for entry in removed:
-        metrics.model_info.remove(*_info_labels(entry))
+        if multiprocess():
+            metrics.model_info.labels(*_info_labels(entry)).set(0)
+        else:
+            metrics.model_info.remove(*_info_labels(entry))
 
 
 def _info_labels(entry: ModelEntry) -> tuple[str, str, str, str]:

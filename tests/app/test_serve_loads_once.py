@@ -16,6 +16,7 @@ import torch
 from fastapi import FastAPI
 
 import app.__main__ as cli
+import app.serving as serving
 import training.checkpoint as checkpoint
 from app.config import Settings
 from app.main import create_app
@@ -78,7 +79,7 @@ def test_serve_reads_every_weight_file_once_and_answers_as_a_fresh_load_does(
             sockets[0].close()
             served.append(_answers(self.app, faces[510]))
 
-    monkeypatch.setattr(cli, "_draining_server", LifespanOnly)
+    monkeypatch.setattr(serving, "draining_server", LifespanOnly)
     assert cli.main(["serve", "--port", str(free_port())]) == 0
     files = sorted(str(path.relative_to(store)) for path in store.glob("*/*/*.safetensors"))
     assert len(files) == 5  # G and D; the one-pass model's completion network and its two discriminators

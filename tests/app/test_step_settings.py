@@ -63,13 +63,13 @@ def test_sizes_that_cannot_work_are_refused(store: Path, sizes: str, message: st
     assert message in _refusal(store, step_sizes=sizes)
 
 
-def test_several_gpus_in_one_process_need_the_override(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_several_devices_get_a_process_each_unless_one_is_meant(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    refusal = _settings(store, devices="cuda:0,cuda:1").serving_refusal()
-    assert refusal is not None and "one process per GPU" in refusal and "IMGCOMP_SEVERAL_DEVICES" in refusal
-    assert _settings(store, devices="cuda:0,cuda:1", several_devices=True).serving_refusal() is None
-    assert _settings(store, devices="cuda:1").serving_refusal() is None
-    assert _settings(store, devices="cpu,cpu").serving_refusal() is None  # several CPU workers share no GPU
+    assert _settings(store, devices="cuda:0,cuda:1").process_per_device()
+    assert not _settings(store, devices="cuda:0,cuda:1", several_devices=True).process_per_device()
+    assert not _settings(store, devices="cuda:1").process_per_device()
+    assert _settings(store, devices="cpu,cpu").process_per_device()
+    assert not _settings(store, devices="cpu").process_per_device()
 
 
 def _serve(store: Path, command: list[str], **settings: str) -> subprocess.CompletedProcess[str]:
@@ -85,18 +85,6 @@ def test_serve_refuses_a_padded_size_above_the_slot_budget_with_one_line(store: 
         "no size may exceed the slots a device holds"
     )
     assert result.stdout == ""
-
-
-def test_serve_refuses_several_gpus_without_the_override_with_one_line(store: Path) -> None:
-    # a stand-in for a machine with two GPUs: the device count is all the settings ask CUDA
-    two_gpus = "import sys, torch; torch.cuda.device_count = lambda: 2; from app.__main__ import main; sys.exit(main())"
-    result = _serve(store, [sys.executable, "-c", two_gpus, "serve"], devices="cuda:0,cuda:1")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "invalid setting: IMGCOMP_DEVICES gives one process 2 GPUs (cuda:0,cuda:1), whose workers would share one "
-        "interpreter lock: run one process per GPU (IMGCOMP_DEVICES=cuda:N each, as docker-compose.per-gpu.yml "
-        "does), or set IMGCOMP_SEVERAL_DEVICES=true if one process is meant"
-    ]
 
 
 def test_warm_up_steps_every_padded_size(
