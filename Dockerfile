@@ -1,4 +1,4 @@
-# The image-completion service: one uvicorn process (`python -m app serve`) on torch's CUDA build.
+# The image-completion service (`python -m app serve`: one uvicorn process per GPU) on torch's CUDA build.
 #
 #   GPU host:  docker build -t imgcomp .                     (or: docker compose build)
 #   no registry, CPU only (scripts/compose-smoke.sh does this):
@@ -90,6 +90,6 @@ EXPOSE 8000 9464
 # docker-compose.yml's healthcheck uses. No curl in the image: Python is there already.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('IMGCOMP_PORT', '8000'), timeout=4)"]
-# One process, all devices inside it: scale with replicas, not uvicorn workers (each worker would load
-# every model onto the GPU and split the Prometheus metrics).
+# One process per visible GPU (a supervisor forks them onto one port and sums their metrics; one device is
+# one plain process): scale with replicas, not uvicorn workers (each would load every model onto every GPU).
 CMD ["python", "-m", "app", "serve"]

@@ -163,6 +163,8 @@ def test_compose_base_reserves_gpus_and_publishes_on_loopback() -> None:
     devices = app["deploy"]["resources"]["reservations"]["devices"]
     assert devices and devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
     assert app["environment"]["IMGCOMP_DEVICES"] == "auto"
+    # every GPU with a process of its own (serve's supervisor), not all of them in one process
+    assert "IMGCOMP_SEVERAL_DEVICES" not in app["environment"]
     assert {"app", "prometheus", "grafana"} <= set(config["services"])
     for service in config["services"].values():
         for port in service.get("ports", []):
@@ -214,14 +216,15 @@ def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dockerfile_runs_one_process_as_a_non_root_user() -> None:
+def test_dockerfile_runs_a_process_per_gpu_as_a_non_root_user() -> None:
     """What hadolint does not check: the promises the image makes to whoever runs it."""
     text = (REPO / "Dockerfile").read_text()
     final_stage = text.split("\nFROM ")[-1]
     assert re.search(r"^USER (?!0\b|root\b)\S+", final_stage, re.M), "the service must not run as root"
     assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", final_stage, re.M)
     assert re.search(r"^EXPOSE 8000 9464$", final_stage, re.M)  # the API, and /metrics on its own port
-    assert '\nCMD ["python", "-m", "app", "serve"]' in final_stage
+    assert '\nCMD ["python", "-m", "app", "serve"]' in final_stage  # a process per GPU, one port
+    assert "IMGCOMP_SEVERAL_DEVICES" not in text, "the image would put every GPU in one process"
     assert "COPY model_store" in final_stage
     assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:", text, re.M), "GPU hosts build on a CUDA base by default"
 

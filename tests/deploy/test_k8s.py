@@ -74,7 +74,8 @@ def test_gpu_pods_get_one_gpu_each_and_the_cpu_variant_none() -> None:
     gpu = _service_pod("gpu")["spec"]
     container = gpu["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert _env(container)["IMGCOMP_DEVICES"] == "auto"
+    assert _env(container)["IMGCOMP_DEVICES"] == "auto"  # its one GPU: one process, no supervisor
+    assert "IMGCOMP_SEVERAL_DEVICES" not in _env(container)
     assert any(t["key"] == "nvidia.com/gpu" for t in gpu["tolerations"])
 
     cpu = _service_pod("cpu")["spec"]
