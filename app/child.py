@@ -2,7 +2,8 @@
 
 The supervisor bound the listening socket (inherited as file descriptor FD), set `IMGCOMP_DEVICES` to this
 child's one device and `PROMETHEUS_MULTIPROC_DIR` to the folder every child writes its metrics to; the
-supervisor serves that folder on the metrics port, so the child serves no metrics port of its own.
+supervisor serves that folder on the metrics port, so the child serves no metrics port of its own. A model
+reload reaches every child through the supervisor (app.relay).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 
 from app.config import Settings, describe_errors
 from app.main import create_app
+from app.relay import ReloadRelay, reload_on_hangup
 from app.serving import configure_logging, serve_app
 from app.store import ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
@@ -47,9 +49,12 @@ def main(argv: Sequence[str]) -> int:
         sys.stderr.write(f"cannot serve {settings.model_store}: {error}\n")
         return 2
     configure_logging(settings, prefix=f"[{settings.devices[0]}] ")
-    threading.Thread(target=_follow_parent, args=(int(argv[1]),), name="imgcomp-follow-parent", daemon=True).start()
+    parent = int(argv[1])
+    threading.Thread(target=_follow_parent, args=(parent,), name="imgcomp-follow-parent", daemon=True).start()
     app = create_app(settings, verified, metrics_server=False)
     del verified  # the lifespan holds the only reference now
+    reload_on_hangup(app)
+    app.add_middleware(ReloadRelay, supervisor=parent)
     serve_app(listener, app, settings)
     return 0
 

@@ -8,7 +8,8 @@ has one port, one container and one balancer entry, whatever its number of GPUs.
 
 Metrics: every child writes its values to one folder (prometheus_client's multiprocess mode) and this process
 serves the sum of them on the metrics port. SIGTERM and SIGINT are passed on to every child, which drains as
-a lone `serve` does; a child that dies otherwise is started again, unless its device's children keep dying.
+a lone `serve` does, and SIGHUP too, on which every child reloads the model store (app.relay); a child that
+dies otherwise is started again, unless its device's children keep dying.
 """
 
 from __future__ import annotations
@@ -92,13 +93,17 @@ class Supervisor:
 
     def run(self) -> int:
         """Until every child has exited: restart the ones that die unasked, then say how it ended."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._forward)
+        for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(handled, self._forward)
         log.info("one process per device: %s", ", ".join(self.settings.devices))
         self.children = [self._start(device, failures=0) for device in self.settings.devices]
         while self.children:
             while self.pending:
-                self._stop(self.pending.pop(0))
+                received = self.pending.pop(0)
+                if received == signal.SIGHUP:
+                    self._pass_on(received)
+                else:
+                    self._stop(received)
             for child in [child for child in self.children if child.process.poll() is not None]:
                 self.children.remove(child)
                 self._exited(child)
@@ -152,13 +157,20 @@ class Supervisor:
         self.children.append(self._start(child.device, failures))
 
     def _forward(self, sig: int, frame: FrameType | None) -> None:
-        """SIGTERM or SIGINT: every child drains as a lone `serve` does (a second one stops them at once)."""
-        self.stopping = True
+        """SIGTERM or SIGINT: every child drains as a lone `serve` does (a second one stops them at once).
+
+        SIGHUP (from a child that answered a reload, or an operator): every child rescans the model store.
+        """
+        if sig != signal.SIGHUP:
+            self.stopping = True
         self.pending.append(sig)
 
     def _stop(self, sig: int) -> None:
-        log.info("signal %d to every device's process", sig)
         self.stopping = True
         self.forwarded.add(sig)
+        self._pass_on(sig)
+
+    def _pass_on(self, sig: int) -> None:
+        log.info("signal %d to every device's process", sig)
         for child in self.children:
             child.process.send_signal(sig)

@@ -1,5 +1,6 @@
 """`python -m app serve` with several devices: one child process per device on one port, one scrape for all,
-a killed child started again, SIGTERM passed on, and a device whose children keep dying stops it non-zero.
+a reload that reaches every child, a killed child started again, SIGTERM passed on, and a device whose
+children keep dying stops it non-zero.
 
 Two CPU "devices" (IMGCOMP_DEVICES=cpu,cpu) stand in for two GPUs. Which child answers a connection is
 the kernel's choice, so a test picks one by stopping the other (SIGSTOP): a stopped process accepts nothing.
@@ -26,10 +27,14 @@ import app.serving as serving
 import app.supervisor as supervisor
 from app.__main__ import main
 from tests.app.conftest import center_hole, encode, free_port, mask_png, serve_env
-from tests.conftest import REPO
+from tests.conftest import REPO, TINY
+from training.checkpoint import save_checkpoint
+from training.networks import Discriminator, Generator
 
 DEADLINE_S = 120.0  # a child imports torch and loads the tiny model: seconds, on a busy 2-core machine
 REQUESTS = 'imgcomp_requests_total{model="tiny",status="200"}'
+TOKEN = "supervisor-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
@@ -63,7 +68,9 @@ def _until(condition: Callable[[], Any], what: str) -> Any:
 def _serve(store: Path, **settings: str) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     """`python -m app serve` on two CPU devices; yields it, its URL and its metrics URL; kills what is left."""
     port, metrics_port = free_port(), free_port()
-    env = serve_env(store, port, devices="cpu,cpu", metrics_port=str(metrics_port), drain_notice_s="0", **settings)
+    env = serve_env(
+        store, port, devices="cpu,cpu", metrics_port=str(metrics_port), drain_notice_s="0", api_token=TOKEN, **settings
+    )
     server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=REPO, env=env)
     try:
         yield server, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
@@ -92,7 +99,7 @@ def _complete(url: str) -> None:
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     hole = center_hole(32, 32)
     files = {"image": ("i.png", encode(image), "image/png"), "mask": ("m.png", mask_png(hole), "image/png")}
-    answer = httpx.post(f"{url}/complete", files=files, data={"iterations": "3"}, timeout=DEADLINE_S)
+    answer = httpx.post(f"{url}/complete", files=files, data={"iterations": "3"}, headers=AUTH, timeout=DEADLINE_S)
     assert answer.status_code == 200, answer.text
 
 
@@ -106,6 +113,11 @@ def _ready(url: str) -> None:
             return False
 
     _until(answered, "readyz answered 200")
+
+
+def _serves(url: str, key: str) -> bool:
+    models = httpx.get(f"{url}/v1/models", timeout=DEADLINE_S).json()["models"]
+    return key in [model["key"] for model in models]
 
 
 def _scrape(metrics_url: str, sample: str) -> float:
@@ -138,6 +150,14 @@ def test_each_device_gets_a_process_on_one_port_one_scrape_counts_them_all_and_a
             _ready(url)
             _complete(url)
         assert _scrape(metrics_url, REQUESTS) == 3  # the dead child's count stays in the sum
+
+        # a new version, and a reload request that one child answers: the supervisor passes it on to the other
+        save_checkpoint(store, "tiny", "2", Generator(TINY), Discriminator(TINY).eval(), TINY, {"training": {}})
+        answer = httpx.post(f"{url}/v1/models/reload", headers=AUTH, timeout=DEADLINE_S)
+        assert answer.status_code == 200 and answer.json()["loaded"] == ["tiny:2"], answer.text
+        for child in (second, third):
+            with _only(child, {second, third}):
+                _until(lambda: _serves(url, "tiny:2"), f"process {child} serving tiny:2")
 
         server.send_signal(signal.SIGTERM)  # passed on: each child drains and exits 0
         assert server.wait(timeout=DEADLINE_S) == 0
