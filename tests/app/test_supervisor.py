@@ -1,6 +1,6 @@
 """`python -m app serve` with several devices: one child process per device on one port, one scrape for all,
-a reload that reaches every child, a killed child started again, SIGTERM passed on, and a device whose
-children keep dying stops it non-zero.
+a reload that reaches every child, a killed child started again, SIGTERM passed on, a device whose
+children keep dying stops it non-zero, and children that outlive a killed supervisor stop on their own.
 
 Two CPU "devices" (IMGCOMP_DEVICES=cpu,cpu) stand in for two GPUs. Which child answers a connection is
 the kernel's choice, so a test picks one by stopping the other (SIGSTOP): a stopped process accepts nothing.
@@ -204,3 +204,19 @@ def test_one_device_is_one_process_and_several_in_one_process_warn(
     assert served == [("cpu",), ("cpu", "cpu")] and supervised == [("cpu", "cpu")]
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1 and "IMGCOMP_SEVERAL_DEVICES=true: one process steps cpu,cpu" in warnings[0]
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a process that has not exited (a zombie waiting for its parent counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_children_stop_when_the_supervisor_is_killed(store: Path) -> None:
+    with _serve(store) as (server, _, _):
+        children = _until(lambda: len(found := _children(server.pid)) == 2 and found, "two children started")
+        server.kill()
+        server.wait()
+        _until(lambda: not any(_running(pid) for pid in children), "both children gone after their supervisor")
