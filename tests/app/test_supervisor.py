@@ -71,6 +71,8 @@ def _serve(store: Path, **settings: str) -> Iterator[tuple[subprocess.Popen[byte
     env = serve_env(
         store, port, devices="cpu,cpu", metrics_port=str(metrics_port), drain_notice_s="0", api_token=TOKEN, **settings
     )
+    # the metrics folder in the test's own temporary folder: a supervisor killed outright leaves it behind
+    env["TMPDIR"] = str(store.parent)
     server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=REPO, env=env)
     try:
         yield server, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
