@@ -149,7 +149,8 @@ def test_a_one_pass_job_finishes_while_a_search_runs_on_the_same_worker(
 ) -> None:
     pace = PacedSearch(monkeypatch, pause=0.03)
     hole = center_hole(64, 64)
-    with serving(store, devices="cpu", max_iterations=400) as client:
+    # plateaus read every step: the search's iterations are then exactly the steps it took
+    with serving(store, devices="cpu", max_iterations=400, plateau_every=1) as client:
         answers: dict[str, httpx.Response] = {}
         search = threading.Thread(
             target=lambda: answers.update(
