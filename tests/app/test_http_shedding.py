@@ -125,7 +125,7 @@ def test_the_post_processing_backlog_is_bounded() -> None:
 def test_blending_and_encoding_answer_within_the_deadline(
     make_settings: Callable[[], Settings], faces: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    finish = _Held(monkeypatch, complete, "finish")
+    finish = _Held(monkeypatch, complete, "finish_planned")  # the blend after the search
     with running(make_settings()) as url, httpx.Client(base_url=url, timeout=60) as http:
         started = time.monotonic()
         response = good_request_with(http, faces[530], timeout="1")
