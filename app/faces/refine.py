@@ -22,7 +22,7 @@ from training.checkpoint import load_model, read_card
 from training.framing_net import FramingNet, network_input
 from training.kinds import FRAMING
 
-# looks per face; measured on 30 held-out scenes per family (python -m app.quality.framing_eval, median error in
+# looks per face; measured with faces-framing:1 on 30 held-out scenes per family (median error in
 # crop pixels of 200, landmarks -> 1 / 2 / 3 looks): eyes 4.8 -> 2.3 / 1.6 / 1.6, nose-mouth 3.6 -> 2.4 / 2.2 / 2.3,
 # half 15.4 -> 3.7 / 2.5 / 1.9, strokes 2.0 -> 1.2 / 1.2 / 1.3; each look costs a few milliseconds per face
 LOOKS = 3
