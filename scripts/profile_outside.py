@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.api.uploads import decode_upload, encode_image
     from app.engine.compose import finish, prepare
 
-    print(f"app from {Path(sys.modules['app.api.uploads'].__file__ or '').parents[2]}; CPU ms, best of {args.repeats}")
+    root = Path(sys.modules["app.api.uploads"].__file__ or "").parents[2]
+    print(f"app from {root.name}; CPU ms, best of {args.repeats}")
     generated = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     uploads = _uploads()
     for width, height in uploads.SIZES:
@@ -77,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         profile.disable()
         text = io.StringIO()
         pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(args.top)
-        print("\n".join(line for line in text.getvalue().splitlines() if line.strip()))
+        # paths relative to the checkout and the environment: the listing says where, not on which machine
+        listing = text.getvalue().replace(f"{root}/", "").replace(f"{sys.prefix}/", "<env>/")
+        print("\n".join(line for line in listing.splitlines() if line.strip()))
     return 0
 
 
