@@ -45,10 +45,15 @@ def _common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _loop_args(parser: argparse.ArgumentParser) -> None:
-    """Flags every long training loop shares: precision, pictures and resume state, seed, destination, progress."""
+    """Flags every long generator training loop shares: precision, then `_cadence_args`."""
     parser.add_argument(
         "--precision", choices=("auto", *PRECISIONS), default="auto", help="auto: bf16 on CPU, AMP on CUDA"
     )
+    _cadence_args(parser)
+
+
+def _cadence_args(parser: argparse.ArgumentParser) -> None:
+    """Flags every training loop shares: pictures and resume state, seed, destination, progress."""
     parser.add_argument("--sample-every", type=int, default=250, help="write a sample grid PNG every N steps")
     parser.add_argument("--state-every", type=int, default=250, help="write resume state every N steps")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -156,12 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     framing.add_argument("--dataset-name", help="dataset name for the model card (default: the data file's stem)")
     framing.add_argument("--licence", default="unknown", help="dataset licence for the model card")
     framing.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
-    framing.add_argument("--sample-every", type=int, default=250, help="write a sample grid PNG every N steps")
-    framing.add_argument("--state-every", type=int, default=250, help="write resume state every N steps")
-    framing.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    framing.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt if it exists")
-    framing.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
-    framing.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+    _cadence_args(framing)
 
     bench = commands.add_parser("bench", help="time training steps per precision and print img/s")
     _common_args(bench)
@@ -171,9 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _loop_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings every long training loop takes from the flags `_loop_args` added."""
+    """The settings every long generator training loop takes from the flags `_loop_args` added."""
+    return {"precision": args.precision, **_cadence_settings(args)}
+
+
+def _cadence_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings every training loop takes from the flags `_cadence_args` added."""
     return {
-        "precision": args.precision,
         "sample_every": args.sample_every,
         "state_every": args.state_every,
         "seed": args.seed,
@@ -260,14 +264,9 @@ def _run_framing(args: argparse.Namespace) -> None:
         lr=args.lr,
         holdout_fraction=args.holdout_fraction,
         device=args.device,
-        sample_every=args.sample_every,
-        state_every=args.state_every,
-        seed=args.seed,
-        resume=args.resume,
-        overwrite=args.overwrite,
         dataset_name=args.dataset_name,
         licence=args.licence,
-        show_progress=not args.no_progress,
+        **_cadence_settings(args),
     )
     print(f"wrote {train_framing(settings)}")
 
