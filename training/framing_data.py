@@ -40,7 +40,7 @@ def similarity_about_centre(shift: np.ndarray, angle: float, scale: float) -> np
     return matrix
 
 
-def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """The 2x3 map `outer` after `inner`."""
     return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
 
@@ -135,7 +135,7 @@ def make_examples(
         photo_hole = cv2.resize(hole.astype(np.uint8), photo.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
         truth = np.array([[1 / zoom, 0, -PAD], [0, 1 / zoom, -PAD]])  # photo -> crop
         wrong = _perturbation(rng)
-        crop, known = sample_crop(photo, photo_hole, _compose(wrong, truth), resolution)
+        crop, known = sample_crop(photo, photo_hole, compose(wrong, truth), resolution)
         crops.append(crop)
         knowns.append(known)
         points.append(TEMPLATE @ wrong[:, :2].T + wrong[:, 2])

@@ -19,6 +19,7 @@ import torch
 from app.faces.align import TEMPLATE, Framing, similarity, warp_in
 from app.store import version_order
 from training.checkpoint import load_model, read_card
+from training.framing_data import compose
 from training.framing_net import FramingNet, network_input
 from training.kinds import FRAMING
 
@@ -26,12 +27,6 @@ from training.kinds import FRAMING
 # crop pixels of 200, landmarks -> 1 / 2 / 3 looks): eyes 4.8 -> 2.3 / 1.6 / 1.6, nose-mouth 3.6 -> 2.4 / 2.2 / 2.3,
 # half 15.4 -> 3.7 / 2.5 / 1.9, strokes 2.0 -> 1.2 / 1.2 / 1.3; each look costs a few milliseconds per face
 LOOKS = 3
-
-
-def _then(correction: np.ndarray, framing: Framing) -> Framing:
-    """`correction` (crop -> crop) after `framing` (photo -> crop)."""
-    linear = correction[:, :2] @ framing.matrix[:, :2]
-    return Framing(np.hstack([linear, (correction[:, :2] @ framing.matrix[:, 2] + correction[:, 2])[:, None]]))
 
 
 class FaceFramer:
@@ -72,7 +67,7 @@ class FaceFramer:
             with self._lock, torch.inference_mode():
                 points = self.net(network_input(pixels, known)).double().numpy()
             framings = [
-                _then(similarity(found, TEMPLATE), framing) if bool(crop_known.any()) else framing
+                Framing(compose(similarity(found, TEMPLATE), framing.matrix)) if bool(crop_known.any()) else framing
                 for found, framing, crop_known in zip(points, framings, known, strict=True)
             ]
         return framings
