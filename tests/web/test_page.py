@@ -52,6 +52,8 @@ def open_page(page: Page, url: str) -> None:
 def load_photo(page: Page, data: bytes, name: str = "face.png", mime: str = "image/png") -> None:
     page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": data}])
     expect(page.locator("#file-name")).to_contain_text(name)
+    # the face lookup's answer can move the buttons below it: a click racing it lands beside them
+    expect(page.locator("#faces-info")).not_to_have_text("Looking for faces…", timeout=RESULT_TIMEOUT_MS)
 
 
 def paint_stroke(page: Page, width: int) -> float:
@@ -195,6 +197,7 @@ def test_bad_file_shows_the_servers_detail(site: httpx.Client, page: Page, face:
 
     open_page(page, str(site.base_url))
     load_photo(page, gif, name="face.gif", mime="image/gif")
+    expect(page.locator("#faces-info")).to_contain_text(refused.json()["detail"])
     paint_stroke(page, face.shape[1])
     page.click("#submit")
     expect(page.locator("#status.error")).to_contain_text(refused.json()["detail"])
@@ -243,6 +246,7 @@ def test_busy_server_retries_after_retry_after(
 
 def test_token_is_asked_for_and_sent(module_store: Path, page: Page, face: np.ndarray, console: Console) -> None:
     console.expected_statuses.add(401)
+    console.resets_expected = True
     with serving(module_store, api_token="open-sesame") as http:
         open_page(page, str(http.base_url))
         load_photo(page, encode(face))
