@@ -36,8 +36,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def serve_env(store: Path, port: int, **settings: str) -> dict[str, str]:
-    """Environment of a `python -m app serve` subprocess on a tiny store: no IMGCOMP_* leaks in from the shell."""
+def serve_env(store: Path, port: int, tree: Path = REPO, **settings: str) -> dict[str, str]:
+    """Environment of a `python -m app serve` subprocess on a tiny store: no IMGCOMP_* leaks in from the shell.
+
+    `tree` is the checkout whose `app` runs: this one, or an earlier commit's (tests/history.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGCOMP_")}
     env |= {
         "IMGCOMP_MODEL_STORE": str(store),
@@ -46,19 +48,19 @@ def serve_env(store: Path, port: int, **settings: str) -> dict[str, str]:
         "IMGCOMP_PORT": str(port),
         "IMGCOMP_TORCH_THREADS": "1",  # tiny convolutions on a shared 2-core machine: threads only spin
         "IMGCOMP_METRICS_PORT": "public",  # /metrics beside the API, where `scrape` reads it (tests may override)
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": str(tree),
     }
     return env | {f"IMGCOMP_{name.upper()}": value for name, value in settings.items()}
 
 
 @contextmanager
-def serve_subprocess(store: Path, **settings: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def serve_subprocess(store: Path, tree: Path = REPO, **settings: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`python -m app serve` on a free port, waited until ready; yields it and its URL, and kills it if still up."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"],
-        cwd=REPO,
-        env=serve_env(store, port, **settings),
+        cwd=tree,
+        env=serve_env(store, port, tree, **settings),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

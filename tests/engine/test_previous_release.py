@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,8 @@ import pytest
 import torch
 
 from app.engine import SearchJob, SearchParams, SearchRunner, make_mask, prepare
-from tests.conftest import FACES_NPZ, REPO, SHIPPED_STORE
+from tests.conftest import FACES_NPZ, SHIPPED_STORE
+from tests.history import export
 from training.checkpoint import load_checkpoint
 
 PREVIOUS_RELEASE = "efd5b82d9f4664a92a80e6c6e19c35ef08a94674"  # main before the encoder start
@@ -43,23 +43,9 @@ np.save(out, torch.stack([result.generated for result in runner.run(jobs)]).nump
 """
 
 
-def _export_previous(into: Path) -> Path:
-    archive = into / "previous.tar"
-    made = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "-o", str(archive), PREVIOUS_RELEASE, "app", "training"],
-        capture_output=True,
-        text=True,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"the previous release {PREVIOUS_RELEASE[:7]} is not in this clone's history: {made.stderr}")
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "previous", filter="data")
-    return into / "previous"
-
-
 @pytest.mark.slow
 def test_random_start_is_bit_identical_to_the_previous_release(tmp_path: Path) -> None:
-    previous = _export_previous(tmp_path)
+    previous = export(PREVIOUS_RELEASE, tmp_path, "previous")
     out = tmp_path / "previous.npy"
     subprocess.run(
         [sys.executable, "-c", SCRIPT, str(MODEL), str(FACES_NPZ), str(out)],

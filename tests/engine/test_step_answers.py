@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +18,11 @@ import pytest
 import torch
 
 from tests.conftest import REPO, TINY
+from tests.history import export
 from training.networks import Discriminator, Encoder, EncoderConfig, Generator, recompute_batchnorm_stats
 
 REFERENCE = "ccc07c4"  # main before the step's host bookkeeping
 SCRIPT = Path(__file__).with_name("step_scenarios.py")
-
-
-def _export(commit: str, into: Path) -> Path:
-    archive = into / "reference.tar"
-    made = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "-o", str(archive), commit, "app", "training"],
-        capture_output=True,
-        text=True,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"commit {commit} is not in this clone's history: {made.stderr}")
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "reference", filter="data")
-    return into / "reference"
 
 
 def _answers(tree: Path, nets: Path, out: Path, extra: dict[str, object] | None = None) -> dict[str, np.ndarray]:
@@ -61,7 +47,7 @@ def nets(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reference(nets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     folder = tmp_path_factory.mktemp("reference")
-    return _answers(_export(REFERENCE, folder), nets, folder / "answers.npz")
+    return _answers(export(REFERENCE, folder), nets, folder / "answers.npz")
 
 
 @pytest.mark.slow
