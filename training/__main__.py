@@ -62,6 +62,29 @@ def _cadence_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
 
 
+def _destination_args(parser: argparse.ArgumentParser) -> None:
+    """Where a run that names its own model writes: version, store, run folder."""
+    parser.add_argument("--version", default="1", help="version folder to write (default 1)")
+    parser.add_argument("--model-store", type=Path, default=Path("model_store"), help="where checkpoints go")
+    parser.add_argument(
+        "--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME/VERSION)"
+    )
+
+
+def _card_args(parser: argparse.ArgumentParser) -> None:
+    """What the model card says of the data set."""
+    parser.add_argument("--dataset-name", help="dataset name for the model card (default: the data file's stem)")
+    parser.add_argument("--licence", default="unknown", help="dataset licence for the model card")
+
+
+def _generator_run_args(parser: argparse.ArgumentParser) -> None:
+    """The flags both generator trainings end with: held-out share, flips, the card, then `_loop_args`."""
+    parser.add_argument("--holdout-fraction", type=float, default=0.1, help="share of images kept out for evaluation")
+    parser.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
+    _card_args(parser)
+    _loop_args(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
@@ -73,20 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("train", help="train a model and write model_store/<name>/<version>/")
     _common_args(run)
     run.add_argument("--name", required=True, help="model name, e.g. faces (the service's `model` field)")
-    run.add_argument("--version", default="1", help="version folder to write (default 1)")
-    run.add_argument("--model-store", type=Path, default=Path("model_store"), help="where checkpoints go")
-    run.add_argument(
-        "--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME/VERSION)"
-    )
+    _destination_args(run)
     run.add_argument("--steps", type=int, default=3000, help="total optimisation steps (default 3000)")
     run.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D (default 2e-4)")
     run.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default 0.5)")
     run.add_argument("--ema-decay", type=float, default=0.999, help="decay of the EMA generator that is shipped")
-    run.add_argument("--holdout-fraction", type=float, default=0.1, help="share of images kept out for evaluation")
-    run.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
-    run.add_argument("--dataset-name", help="dataset name for the model card (default: the data file's stem)")
-    run.add_argument("--licence", default="unknown", help="dataset licence for the model card")
-    _loop_args(run)
+    _generator_run_args(run)
 
     enc = commands.add_parser(
         "encoder",
@@ -114,11 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     glcic.add_argument("--data", type=Path, required=True, help="image folder, .zip of images, or .npz with 'images'")
     glcic.add_argument("--name", required=True, help="model name, e.g. faces-glcic (the service's `model` field)")
-    glcic.add_argument("--version", default="1", help="version folder to write (default 1)")
-    glcic.add_argument("--model-store", type=Path, default=Path("model_store"), help="where checkpoints go")
-    glcic.add_argument(
-        "--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME/VERSION)"
-    )
+    _destination_args(glcic)
     glcic.add_argument("--phase1-steps", type=int, default=4000, help="completion network on reconstruction only")
     glcic.add_argument("--phase2-steps", type=int, default=1000, help="discriminators only, C frozen")
     glcic.add_argument("--phase3-steps", type=int, default=8000, help="both, C on reconstruction + alpha * adversarial")
@@ -136,11 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     glcic.add_argument("--width", type=int, default=32, help="completion network's first-stage width (paper: 64)")
     glcic.add_argument("--d-width", type=int, default=32, help="discriminators' first-stage width (paper: 64)")
     glcic.add_argument("--features", type=int, default=256, help="each discriminator's feature size (paper: 1024)")
-    glcic.add_argument("--holdout-fraction", type=float, default=0.1, help="share of images kept out for evaluation")
-    glcic.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
-    glcic.add_argument("--dataset-name", help="dataset name for the model card (default: the data file's stem)")
-    glcic.add_argument("--licence", default="unknown", help="dataset licence for the model card")
-    _loop_args(glcic)
+    _generator_run_args(glcic)
 
     framing = commands.add_parser(
         "framing",
@@ -148,18 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     framing.add_argument("--data", type=Path, required=True, help="the 200x200 face crops (.zip, folder or .npz)")
     framing.add_argument("--name", default="faces-framing", help="model name (default faces-framing)")
-    framing.add_argument("--version", default="1", help="version folder to write (default 1)")
-    framing.add_argument("--model-store", type=Path, default=Path("model_store"), help="where checkpoints go")
-    framing.add_argument(
-        "--run-dir", type=Path, help="sample grids, loss curve and resume state (default runs/NAME/VERSION)"
-    )
+    _destination_args(framing)
     framing.add_argument("--steps", type=int, default=2000, help="optimisation steps (default 2000)")
     framing.add_argument("--batch-size", type=int, default=64, help="examples per step (default 64)")
     framing.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate, one-cycle (default 1e-3)")
     framing.add_argument("--width", type=int, default=32, help="first-stage width (default 32)")
     framing.add_argument("--holdout-fraction", type=float, default=0.1, help="the face models' held-out share")
-    framing.add_argument("--dataset-name", help="dataset name for the model card (default: the data file's stem)")
-    framing.add_argument("--licence", default="unknown", help="dataset licence for the model card")
+    _card_args(framing)
     framing.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
     _cadence_args(framing)
 
@@ -187,8 +189,8 @@ def _cadence_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _run_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings both generator trainings take: data, where they write, the card, the loop."""
+def _named_run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of `training.run.NamedRunSettings` but the batch: data, where they write, the card, the cadence."""
     return {
         "data": args.data,
         "name": args.name,
@@ -197,11 +199,15 @@ def _run_settings(args: argparse.Namespace) -> dict[str, Any]:
         "run_dir": args.run_dir,
         "device": args.device,
         "holdout_fraction": args.holdout_fraction,
-        "flip": not args.no_flip,
         "dataset_name": args.dataset_name,
         "licence": args.licence,
-        **_loop_settings(args),
+        **_cadence_settings(args),
     }
+
+
+def _run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings both generator trainings take: a named run's, plus precision and flips."""
+    return {**_named_run_settings(args), "precision": args.precision, "flip": not args.no_flip}
 
 
 def _network(args: argparse.Namespace) -> NetworkConfig:
@@ -253,20 +259,11 @@ def _run_glcic(args: argparse.Namespace) -> None:
 
 def _run_framing(args: argparse.Namespace) -> None:
     settings = FramingSettings(
-        data=args.data,
-        name=args.name,
-        version=args.version,
-        model_store=args.model_store,
-        run_dir=args.run_dir,
         network=FramingConfig(width=args.width),
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
-        holdout_fraction=args.holdout_fraction,
-        device=args.device,
-        dataset_name=args.dataset_name,
-        licence=args.licence,
-        **_cadence_settings(args),
+        **_named_run_settings(args),
     )
     print(f"wrote {train_framing(settings)}")
 

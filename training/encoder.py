@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,34 +36,25 @@ from training.data import DataError, ImageSet, load_images, native_resolution, t
 from training.gan import autocast, resolve_precision
 from training.masks import MASK_KINDS, make_mask
 from training.networks import Encoder, EncoderConfig, Generator
-from training.run import atomic_torch_save, pick_device
+from training.run import LoopSettings, atomic_torch_save, pick_device
 from training.visuals import save_grid, save_loss_curve
 
 Z_BOUND = 3.0  # the search clamps z to |z_i| <= 3; E learns to answer inside that box
 
 
 @dataclass
-class EncoderSettings:
-    """One encoder training run; built by the CLI or by tests."""
+class EncoderSettings(LoopSettings):
+    """One encoder training run; built by the CLI or by tests. Its batch_size counts generated and real images each."""
 
     model: str  # name or name:version of the generator to invert
     data: Path
-    model_store: Path = Path("model_store")
+    _: KW_ONLY
     version: str | None = None  # new version to write; default: one above the highest
-    run_dir: Path | None = None
     encoder: EncoderConfig = EncoderConfig()
     steps: int = 4000
-    batch_size: int = 64  # generated and real images each
     lr: float = 5e-4
     latent_weight: float = 1.0
     precision: str = "auto"
-    device: str = "auto"
-    sample_every: int = 250
-    state_every: int = 250
-    seed: int = 0
-    resume: bool = False
-    overwrite: bool = False
-    show_progress: bool = True
 
 
 def _versions(folder: Path) -> list[str]:

@@ -25,39 +25,20 @@ from training.data import load_images, split
 from training.framing_data import HOLE_FAMILIES, Examples, make_examples
 from training.framing_net import CROP, TEMPLATE, FramingConfig, FramingNet, network_input
 from training.kinds import FRAMING
-from training.run import atomic_torch_save, dataset_card, pick_device
+from training.run import NamedRunSettings, atomic_torch_save, dataset_card, pick_device, resumed_state
 from training.visuals import save_loss_curve
 
 VALIDATION_PER_FAMILY = 64
 
 
 @dataclass(kw_only=True)
-class FramingSettings:
+class FramingSettings(NamedRunSettings):
     """One framing-network run; built by the CLI or by tests."""
 
-    data: Path
     name: str = "faces-framing"
-    version: str = "1"
-    model_store: Path = Path("model_store")
-    run_dir: Path | None = None
     network: FramingConfig = field(default_factory=FramingConfig)
     steps: int = 2000
-    batch_size: int = 64
     lr: float = 1e-3
-    holdout_fraction: float = 0.1
-    device: str = "auto"
-    sample_every: int = 250
-    state_every: int = 250
-    seed: int = 0
-    resume: bool = False
-    overwrite: bool = False
-    dataset_name: str | None = None
-    licence: str = "unknown"
-    show_progress: bool = True
-
-    @property
-    def runs(self) -> Path:
-        return self.run_dir or Path("runs") / self.name / self.version
 
 
 def point_error(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -157,11 +138,10 @@ def train_framing(settings: FramingSettings) -> Path:
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.lr, total_steps=settings.steps)
     runs = settings.runs
-    state_path = runs / "state.pt"
     losses: list[float] = []
     start, elapsed = 0, 0.0
-    if settings.resume and state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
+    state = resumed_state(settings, device)
+    if state is not None:
         net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -196,7 +176,7 @@ def train_framing(settings: FramingSettings) -> Path:
                     "losses": losses,
                     "elapsed": total,
                 }
-                atomic_torch_save(state, state_path)
+                atomic_torch_save(state, settings.state_path)
     finally:
         batches.close()
         bar.close()

@@ -3,7 +3,8 @@
 The DCGAN loop (`training.train`) and the GLCIC loop (`training.glcic_train`)
 differ in their networks and steps, not in how a run checks its destination,
 picks its device, splits its data, joins torchrun's group, resumes or reports
-its progress: that is written once here.
+its progress: that is written once here. The settings' bases serve the encoder
+(`LoopSettings`) and framing (`NamedRunSettings`) loops as well.
 """
 
 from __future__ import annotations
@@ -24,27 +25,31 @@ from training.gan import resolve_precision
 
 
 @dataclass(kw_only=True)
-class RunSettings:
-    """What every generator training run shares: data, where it writes, the loop's cadence, the card."""
+class LoopSettings:
+    """What every training loop shares: where it writes, its batch and device, the cadence of pictures and state."""
+
+    model_store: Path = Path("model_store")
+    run_dir: Path | None = None
+    batch_size: int = 64
+    device: str = "auto"
+    sample_every: int = 250
+    state_every: int = 250
+    seed: int = 0
+    resume: bool = False
+    overwrite: bool = False
+    show_progress: bool = True
+
+
+@dataclass(kw_only=True)
+class NamedRunSettings(LoopSettings):
+    """A loop that trains a model of its own name on a data set: the data, its held-out share, name, version, card."""
 
     data: Path
     name: str
     version: str = "1"
-    model_store: Path = Path("model_store")
-    run_dir: Path | None = None
-    batch_size: int = 64
-    precision: str = "auto"
-    device: str = "auto"
-    sample_every: int = 250
-    state_every: int = 250
     holdout_fraction: float = 0.1
-    flip: bool = True
-    seed: int = 0
-    resume: bool = False
-    overwrite: bool = False
     dataset_name: str | None = None
     licence: str = "unknown"
-    show_progress: bool = True
 
     @property
     def runs(self) -> Path:
@@ -54,6 +59,14 @@ class RunSettings:
     def state_path(self) -> Path:
         """Where the loop keeps what a resumed run continues from."""
         return self.runs / "state.pt"
+
+
+@dataclass(kw_only=True)
+class RunSettings(NamedRunSettings):
+    """What every generator training run shares: a named run's settings, plus precision and flips."""
+
+    precision: str = "auto"
+    flip: bool = True
 
 
 @dataclass
@@ -178,7 +191,7 @@ def start_run(settings: RunSettings, resolution: int) -> RunStart:
     return RunStart(world, device, precision, data, train_set, held, ddp_kwargs)
 
 
-def resumed_state(settings: RunSettings, device: torch.device) -> dict[str, Any] | None:
+def resumed_state(settings: NamedRunSettings, device: torch.device) -> dict[str, Any] | None:
     """The state an interrupted run left, when asked to resume and there is one; None starts afresh."""
     if not (settings.resume and settings.state_path.exists()):
         return None
