@@ -25,11 +25,10 @@ from app.config import Settings, describe_errors
 from app.engine.compose import finish, prepare
 from app.engine.depth import EDGE_NAMES, edge_fill
 from app.engine.errors import EngineError
-from app.engine.kinds import Job, make_job
-from app.engine.onepass import OnePassParams
+from app.engine.kinds import Job, Limits, Params
 from app.engine.precision import cuda_flags
 from app.engine.precision import resolve as resolve_precision
-from app.engine.search import INITS, SearchParams, params_for
+from app.engine.search import INITS
 from app.quality import cli as quality_cli
 from app.store import ModelEntry, ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
@@ -145,16 +144,10 @@ def _pair(inputs: Path, masks: Path | None) -> list[tuple[Path, Path | None]]:
     return [(image, by_stem[image.stem]) for image in images]
 
 
-def _params(entry: ModelEntry, args: argparse.Namespace) -> SearchParams | OnePassParams:
-    """A one-pass model's fixed parameters (a search option given for it is an EngineError), else a search's."""
-    if not entry.one_pass:
-        return params_for(
-            entry.has_encoder, args.init, iterations=args.iterations, restarts=args.restarts, seed=args.seed
-        )
-    given = [f"--{name}" for name in ("init", "iterations", "restarts") if getattr(args, name) is not None]
-    if given:
-        raise EngineError(f"{entry.key} is a one-pass model (kind {entry.kind}): it takes no {', '.join(given)}")
-    return OnePassParams()
+def _params(entry: ModelEntry, args: argparse.Namespace) -> Params:
+    """The model's kind makes its parameters from the flags; one it does not take is a ParamsError naming it."""
+    sent = {name: getattr(args, name) for name in ("init", "iterations", "restarts", "seed")}
+    return entry.served.params(sent, entry.facts, Limits())
 
 
 def _complete(args: argparse.Namespace) -> int:
@@ -174,7 +167,7 @@ def _complete(args: argparse.Namespace) -> int:
         precision = resolve_precision(settings.precision, device)
         # no warm-up: a batch run meets each size once anyway
         options = replace(settings.step_options(settings.devices[0]), warm=False)
-        runner = entry.engine.runner(entry.load_served(device), device, precision, options)
+        runner = entry.served.runner(entry.load_served(device), device, precision, options)
         params = _params(entry, args)
     except (UnknownModelError, CheckpointError, FileNotFoundError, EngineError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -194,7 +187,7 @@ def _complete(args: argparse.Namespace) -> int:
                     failures += 1
                     progress.update()
                     continue
-                chunk.append((image_path, upload, make_job(prepared.target, prepared.hole, params)))
+                chunk.append((image_path, upload, entry.served.job(prepared.target, prepared.hole, params)))
             results = runner.run([job for _, _, job in chunk]) if chunk else []
             for (image_path, upload, _), result in zip(chunk, results, strict=True):
                 edge = edge_fill(args.edge)

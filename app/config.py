@@ -15,6 +15,7 @@ import torch
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.engine.kinds import Limits
 from app.engine.stepping import PLATEAU_EVERY, StepOptions, powers_of_two
 
 _DEVICE = re.compile(r"^(cpu|cuda:(\d+))$")
@@ -253,6 +254,12 @@ class Settings(BaseSettings):
         One process stepping several devices shares one interpreter lock and one post-processing pool among them.
         """
         return len(self.devices) > 1 and not self.several_devices
+
+    def limits(self) -> Limits:
+        """The budget a request's parameters are held to: the kinds read it (`app.engine.kinds`)."""
+        return Limits(
+            self.default_iterations, self.default_restarts, self.max_iterations, self.max_restarts, self.search_patience
+        )
 
     def step_options(self, device: str) -> StepOptions:
         """How `device` steps its searches: the padded sizes and warm-up that `auto` gives it, the plateau reads."""

@@ -36,6 +36,6 @@ def load_runners(
         runners = {}
         for entry in entries:
             model = entry.load_served(torch.device(device), verified.get(entry.key))
-            runners[entry.key] = entry.engine.runner(model, torch.device(device), dtype, step)
+            runners[entry.key] = entry.served.runner(model, torch.device(device), dtype, step)
         per_device.append(runners)
     return per_device

@@ -336,7 +336,7 @@ class IterationPool:
         loop = asyncio.get_running_loop()
         request = _Request(job, loop.create_future(), loop)
         limit = self._timeout if timeout is None else timeout
-        ticket = self._scheduler.submit(model_key, request, job.params.restarts, limit)
+        ticket = self._scheduler.submit(model_key, request, job.params.slots, limit)
         self._metrics.queue_depth.set(self._scheduler.waiting)
         self._outstanding[model_key] += 1
 
@@ -477,7 +477,7 @@ class IterationPool:
             metrics.slots_per_step.observe(slots)
             metrics.step_duration.labels(device=device).observe(seconds)
         for ticket, result in out.finished:
-            metrics.iterations_per_request.labels(init=ticket.job.job.params.init).observe(result.iterations)
+            metrics.iterations_per_request.labels(init=ticket.job.job.params.start).observe(result.iterations)
         metrics.live_slots.labels(device=device).set(live)
         metrics.queue_depth.set(self._scheduler.waiting)
 

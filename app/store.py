@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from app.engine.kinds import Engine, engine_for
+from app.engine.kinds import ModelFacts, ServedKind, served_kind
 from training.checkpoint import Checkpoint, LoadedModel, has_encoder, load_checkpoint, load_model, read_card
 from training.kinds import kind_of
 
@@ -51,14 +51,14 @@ class ModelEntry:
         return kind_of(self.card).name
 
     @property
-    def engine(self) -> Engine:
-        """How a worker runs this version, from the one kind table (`app.engine.kinds`)."""
-        return engine_for(self.kind)
+    def served(self) -> ServedKind:
+        """What its kind takes, runs and answers (`app.engine.kinds`): asked instead of the kind's name."""
+        return served_kind(self.kind)
 
     @property
-    def one_pass(self) -> bool:
-        """One step per request: no iterations, restarts or start to choose."""
-        return self.engine.one_pass
+    def facts(self) -> ModelFacts:
+        """What its kind's parameters depend on."""
+        return ModelFacts(self.key, self.has_encoder)
 
     @property
     def has_encoder(self) -> bool:

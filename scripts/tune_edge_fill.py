@@ -65,9 +65,9 @@ def main() -> int:
     images = photos.images[chosen].permute(0, 2, 3, 1).numpy()
     names = [photos.names[i] for i in chosen]
     device = torch.device("cpu")
-    runner = entry.engine.runner(entry.load_served(device), device, args.precision)
+    runner = entry.served.runner(entry.load_served(device), device, args.precision)
     params = params_for(entry.has_encoder, seed=args.seed)
-    contender = Contender.alone(entry.kind, runner, params, entry.resolution)
+    contender = Contender.alone(entry.served, runner, params, entry.resolution)
     kinds = args.masks.split(",")
     cases = [case for kind in kinds for case in make_cases(images, names, kind, args.seed)]
     run_baselines(cases)

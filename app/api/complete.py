@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import torch
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -47,9 +48,8 @@ from app.config import Settings
 from app.engine.compose import MAX_BLEND_SIDE, FinishPlan, Prepared, finish_planned, plan_finish, prepare
 from app.engine.depth import EdgeFill, edge_fill
 from app.engine.errors import EngineError, ParamsError
-from app.engine.kinds import make_job
-from app.engine.onepass import OnePassParams
-from app.engine.search import Init, SearchParams, SearchResult, params_for
+from app.engine.kinds import Job, Params, Report
+from app.engine.search import Init, SearchResult
 from app.faces.paste import FaceFill, paste_faces
 from app.faces.plan import Sized
 from app.scheduler import DeadlineExceeded, QueueFullError, ShuttingDownError
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["completion"])
 EdgeName = Literal["telea", "ns", "none"]  # app.engine.depth.EDGE_NAMES
 
+# the form fields a model's kind takes or refuses (`ServedKind.params`); `seed` every kind takes
+KIND_PARAMETERS = ("iterations", "restarts", "init")
 # past its deadline the pool answers within a step; waiting this much longer only catches a step that hangs
 _STUCK_STEP_SLACK_S = 2.0
 
@@ -82,7 +84,7 @@ class Completion(BaseModel):
     model: str
     init: Init | Literal["none"]  # none: a one-pass model, which has no start
     iterations: int
-    loss: float
+    loss: float | None  # None: a model that optimises no loss per request (a one-pass model)
     timings: Timings
     request_id: str | None = None
     region: Region = "whole"
@@ -105,53 +107,13 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _search_params(
-    settings: Settings, entry: ModelEntry, init: Init | None, iterations: int | None, restarts: int | None, seed: int
-) -> SearchParams:
-    """The caller's budget, else the server's configured defaults, else the start's measured ones.
-
-    Over the server's maxima, or a start the model cannot make, is a 422, never a silent change.
-    """
-    iterations = settings.default_iterations if iterations is None else iterations
-    restarts = settings.default_restarts if restarts is None else restarts
-    if iterations is not None and iterations > settings.max_iterations:
-        raise Problem("invalid-parameter", f"iterations must be at most {settings.max_iterations}, got {iterations}")
-    if restarts is not None and restarts > settings.max_restarts:
-        raise Problem("invalid-parameter", f"restarts must be at most {settings.max_restarts}, got {restarts}")
-    if init == "encoder" and not entry.has_encoder:
-        raise Problem(
-            "invalid-parameter",
-            f"model {entry.key} has no encoder, so init=encoder cannot run: use init=random, "
-            "or a model version with an encoder (GET /v1/models shows which have one)",
-        )
+def _params(settings: Settings, entry: ModelEntry, sent: dict[str, Any]) -> Params:
+    """The model's kind makes its parameters from the request's; one it does not take, or a budget over the
+    server's maxima, is a 422 saying what to change, never a silent change."""
     try:
-        return params_for(
-            entry.has_encoder,
-            init,
-            iterations=iterations,
-            restarts=restarts,
-            seed=seed,
-            patience=settings.search_patience,
-        )
+        return entry.served.params(sent, entry.facts, settings.limits())
     except ParamsError as error:
         raise Problem("invalid-parameter", str(error)) from None
-
-
-def _params(
-    settings: Settings, entry: ModelEntry, init: Init | None, iterations: int | None, restarts: int | None, seed: int
-) -> SearchParams | OnePassParams:
-    """A one-pass model's fixed parameters (a search knob sent for it is a 422 naming it), else a search's."""
-    if not entry.one_pass:
-        return _search_params(settings, entry, init, iterations, restarts, seed)
-    knobs = {"iterations": iterations, "restarts": restarts, "init": init}
-    sent = ", ".join(name for name, value in knobs.items() if value is not None)
-    if sent:
-        raise Problem(
-            "invalid-parameter",
-            f"model {entry.key} is a one-pass model (kind {entry.kind}): it completes in one forward pass and "
-            f"takes no {sent}; leave them out, or pick a search model (GET /v1/models shows each one's kind)",
-        )
-    return OnePassParams()
 
 
 def _check_timeout(settings: Settings, timeout: float | None) -> float:
@@ -220,14 +182,12 @@ def _finish_faces(
     return encode_image(restored, output_format, upload.icc_profile, known)
 
 
-def _headers(
-    entry: ModelEntry, params: SearchParams | OnePassParams, result: SearchResult, timings: Timings
-) -> dict[str, str]:
+def _headers(entry: ModelEntry, report: Report, result: SearchResult, timings: Timings) -> dict[str, str]:
     stages = ", ".join(f"{stage.removesuffix('_s')};dur={seconds * 1000:.1f}" for stage, seconds in timings)
     return {
         "X-Model": entry.key,
-        "X-Init": params.init,
-        "X-Iterations": str(result.iterations),
+        "X-Init": report.start,
+        "X-Iterations": str(report.iterations),
         "X-Search-Seconds": f"{result.seconds:.4f}",
         "X-Batch-Slots": str(result.batch_slots),
         "X-Total-Seconds": f"{timings.total_s:.4f}",
@@ -351,7 +311,8 @@ async def complete(
     started = time.perf_counter()
     entry: ModelEntry = store.resolve(model)
     request.state.model = entry.name
-    params = _params(settings, entry, init, iterations, restarts, seed)
+    sent = dict(zip(KIND_PARAMETERS, (iterations, restarts, init), strict=True)) | {"seed": seed}
+    params = _params(settings, entry, sent)
     limit = _check_timeout(settings, timeout)
     family = face_models(settings, store, model, entry) if region != "whole" else None
     if region == "auto" and family is None:
@@ -403,13 +364,14 @@ async def complete(
             request.state.admission.release()  # its queue place is now the pool's to count
             return await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
 
-    def face_params(sized: Sized) -> SearchParams | OnePassParams:
-        return _params(settings, store.resolve(sized.key), init, iterations, restarts, seed)
+    def face_job(sized: Sized, target: torch.Tensor, hole: torch.Tensor) -> Job:
+        face_entry = store.resolve(sized.key)
+        return face_entry.served.job(target, hole, _params(settings, face_entry, sent))
 
     edge_setting = edge_fill(edge)
     try:
         await frame_faces(planned, upload.model_image, upload.hole, run, search, settings.face_error_limit, framer)
-        fills, results = await complete_faces(planned, search, face_params)
+        fills, results = await complete_faces(planned, search, face_job)
         if fills:
             searched = time.perf_counter()
             known = await compressing if compressing is not None else None
@@ -435,7 +397,7 @@ async def complete(
                 MAX_BLEND_SIDE,
                 prepared.window,
             )
-            result = await search(entry.key, make_job(prepared.target, prepared.hole, params))
+            result = await search(entry.key, entry.served.job(prepared.target, prepared.hole, params))
             searched = time.perf_counter()
             known = await compressing if compressing is not None else None
             finishing = run(_finish, upload, result.generated, await planning, output_format, known)
@@ -470,16 +432,17 @@ async def complete(
         encode_s=done - searched,
         total_s=done - started,
     )
-    headers = _headers(entry, params, result, timings)
+    report = entry.served.report(params, result)
+    headers = _headers(entry, report, result, timings)
     if family is not None:
         headers.update(_face_headers(planned))
     if _wants_json(request):
         fields = {
             "format": output_format,
             "model": entry.key,
-            "init": params.init,
-            "iterations": result.iterations,
-            "loss": result.loss,
+            "init": report.start,
+            "iterations": report.iterations,
+            "loss": report.loss,
             "timings": timings,
             "request_id": getattr(request.state, "request_id", None),
             "region": "auto" if family is not None else "whole",

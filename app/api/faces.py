@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
+import torch
 from pydantic import BaseModel
 
 from app.api.problems import Problem
 from app.config import Settings
-from app.engine.kinds import make_job
-from app.engine.onepass import OnePassParams
-from app.engine.search import SearchParams, SearchResult, params_for
+from app.engine.kinds import Job
+from app.engine.search import SearchJob, SearchResult, params_for
 from app.faces.align import Aligned, Framing, from_landmarks, warp_in
 from app.faces.locate import Box, Face, FaceLocator
 from app.faces.paste import FaceFill
@@ -159,7 +159,7 @@ async def check_framings(
     todo = [(item, item.model) for item in planned if item.model is not None]
     aligned = await run(_warp_all, image, hole, [(item.framing, model.resolution) for item, model in todo])
     guesses = await asyncio.gather(
-        *(submit(model.key, make_job(a.target, a.hole, _GUESS)) for (_, model), a in zip(todo, aligned, strict=True))
+        *(submit(model.key, SearchJob(a.target, a.hole, _GUESS)) for (_, model), a in zip(todo, aligned, strict=True))
     )
     for (item, _), face, guess in zip(todo, aligned, guesses, strict=True):
         item.aligned = face
@@ -211,13 +211,11 @@ def align_landmarks(image: np.ndarray, hole: np.ndarray, planned: list[Planned])
 
 
 async def complete_faces(
-    planned: list[Planned], submit: Submit, params: Callable[[Sized], SearchParams | OnePassParams]
+    planned: list[Planned], submit: Submit, job: Callable[[Sized, torch.Tensor, torch.Tensor], Job]
 ) -> tuple[list[FaceFill], list[SearchResult]]:
     """The search of every face still to restore, all submitted at once."""
     todo = [(item, item.model, item.aligned) for item in planned if item.model is not None and item.aligned is not None]
-    results = await asyncio.gather(
-        *(submit(model.key, make_job(face.target, face.hole, params(model))) for _, model, face in todo)
-    )
+    results = await asyncio.gather(*(submit(model.key, job(model, face.target, face.hole)) for _, model, face in todo))
     fills = []
     for (item, model, _), result in zip(todo, results, strict=True):
         item.report.model = model.key

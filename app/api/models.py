@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from app.api.auth import require_admin_token
+from app.api.complete import KIND_PARAMETERS
 from app.api.deps import BackendDep, ServicesDep, StoreDep
 from app.api.problems import MEDIA_TYPE, Problem, problem_body
 from app.reload import ReloadRefusedError, prepare_reload, publish_model_info
@@ -27,7 +28,7 @@ class ModelInfo(BaseModel):
     key: str
     latest: bool
     kind: str  # search (the latent search) or glcic (one pass)
-    one_pass: bool  # answers in one forward pass: `iterations`, `restarts` and `init` do not apply
+    parameters: list[str]  # of `iterations`, `restarts`, `init`: the ones its kind takes (422 for the others)
     resolution: int
     encoder: bool
     dataset: str
@@ -55,7 +56,7 @@ async def list_models(request: Request, store: StoreDep, backend: BackendDep) ->
                 key=entry.key,
                 latest=latest,
                 kind=entry.kind,
-                one_pass=entry.one_pass,
+                parameters=[name for name in KIND_PARAMETERS if name in entry.served.parameters],
                 resolution=entry.resolution,
                 encoder=entry.has_encoder,
                 dataset=entry.dataset,

@@ -14,7 +14,7 @@ import torch
 
 from app.bench.batcher import RequestBatcher
 from app.bench.errors import BenchError
-from app.bench.hardware import PeakMeter, flops_per_image_iteration
+from app.bench.hardware import PeakMeter
 from app.bench.load import (
     Measurement,
     Workload,
@@ -24,6 +24,7 @@ from app.bench.load import (
     http_cell,
 )
 from app.bench.report import Row, plot, ratios, table, write_csv
+from app.engine.flops import flops_per_image_iteration
 from app.engine.runner import SearchRunner
 from app.metrics import Metrics
 from app.pool import IterationPool
@@ -104,9 +105,9 @@ def _entry(args: argparse.Namespace) -> ModelEntry:
 def _search_entry(args: argparse.Namespace) -> ModelEntry:
     """The model the batching modes and the step profile time: they time search steps, so a search model."""
     entry = _entry(args)
-    if entry.one_pass:
+    if "iterations" not in entry.served.parameters:
         raise BenchError(
-            f"{entry.key} is a one-pass model (kind {entry.kind}): the batching modes and --profile time search "
+            f"{entry.key} (kind {entry.kind}) takes no iterations: the batching modes and --profile time search "
             f"steps; compare it with a search model through HTTP with --defaults faces@auto,{entry.key}@auto"
         )
     return entry

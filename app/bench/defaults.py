@@ -23,14 +23,12 @@ from typing import get_args
 import torch
 
 from app.bench.errors import BenchError
-from app.bench.hardware import flops_per_completion, flops_per_image_iteration
 from app.bench.load import Workload, http_cell
 from app.bench.report import Row
 from app.config import Precision
+from app.engine.kinds import Limits, Params
 from app.engine.precision import resolve
-from app.engine.search import params_for
 from app.store import ModelEntry, ModelStore
-from training.glcic import CompletionNetwork
 
 
 @dataclass(frozen=True)
@@ -66,18 +64,14 @@ def _store_of(entry: ModelEntry) -> Iterator[Path]:
         shutil.rmtree(root)
 
 
+def _default_params(entry: ModelEntry) -> Params:
+    """What a request that sends no parameter gets from this version's kind (the server's defaults aside)."""
+    return entry.served.params({}, entry.facts, Limits())
+
+
 def _flops(entry: ModelEntry) -> float:
-    """Per image-iteration of this version's default search (with D only where its default has a prior),
-    or per image of a one-pass model's forward."""
-    if entry.one_pass:
-        completion = entry.load_served(torch.device("cpu")).networks["completion"]
-        assert isinstance(completion, CompletionNetwork)
-        return flops_per_completion(completion)
-    checkpoint = entry.load(torch.device("cpu"))
-    prior = params_for(entry.has_encoder).prior_weight > 0
-    return flops_per_image_iteration(
-        checkpoint.generator, checkpoint.discriminator if prior else None, checkpoint.config.z_dim
-    )
+    """Per slot-step of this version's default request, as its kind counts it."""
+    return entry.served.flops(entry.load_served(torch.device("cpu")), _default_params(entry))
 
 
 def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[Row], None]) -> None:
@@ -89,8 +83,8 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
     sides = [Side.parse(text) for text in args.defaults.split(",") if text.strip()]
     entries = [store.resolve(side.model) for side in sides]
     for side, entry in zip(sides, entries, strict=True):
-        if entry.one_pass and side.iterations is not None:
-            raise BenchError(f"{entry.key} is a one-pass model: it takes no /iterations, drop it from {side.model}")
+        if side.iterations is not None and "iterations" not in entry.served.parameters:
+            raise BenchError(f"{entry.key} (kind {entry.kind}) takes no /iterations: drop it from {side.model}")
     with ExitStack() as stack:
         urls = []
         for side, entry in zip(sides, entries, strict=True):
@@ -114,6 +108,7 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
                 measurement = asyncio.run(http_cell(url, entry.key, workload, clients, args))
                 precision = resolve(side.precision, torch.device(args.device))
                 budget = "" if side.iterations is None else f" {side.iterations} it"
-                start = "one-pass" if entry.one_pass else params_for(entry.has_encoder).init
+                # the start for a kind that has one (search), else the kind (glcic)
+                start = _default_params(entry).start if "init" in entry.served.parameters else entry.kind
                 label = f"{entry.key} {start}{budget}"
                 emit(Row.of(label, "http", precision, clients, measurement, cost))

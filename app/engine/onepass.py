@@ -12,7 +12,6 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
@@ -24,11 +23,15 @@ from training.glcic import CompletionNetwork
 
 @dataclass(frozen=True)
 class OnePassParams:
-    """What the pool and the API read off a job's parameters: one slot, no iterations, no start."""
+    """A one-pass job's parameters: nothing to choose. It holds one slot for one step and has no start."""
 
-    restarts: int = 1
-    iterations: int = 0
-    init: Literal["none"] = "none"
+    @property
+    def slots(self) -> int:
+        return 1
+
+    @property
+    def start(self) -> str:
+        return "none"
 
 
 @dataclass(frozen=True)

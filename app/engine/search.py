@@ -41,6 +41,15 @@ class SearchParams:
     init: Init = "random"
     init_noise: float = 0.5
 
+    @property
+    def slots(self) -> int:
+        """Table rows a job holds: one per restart."""
+        return self.restarts
+
+    @property
+    def start(self) -> str:
+        return self.init
+
     def __post_init__(self) -> None:
         if self.init not in INITS:
             raise ParamsError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from app.engine import MASK_KINDS, PRECISIONS, EngineError, SearchParams, SearchRunner
-from app.engine.onepass import OnePassParams
+from app.engine.kinds import Limits
 from app.engine.search import INITS, params_for
 from app.store import ModelEntry, ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
@@ -231,12 +231,11 @@ def _entries(args: argparse.Namespace) -> list[ModelEntry]:
         raise EvaluateError(f"--model {args.model} names one version twice")
     if args.photo_size is None and len({entry.resolution for entry in entries}) > 1:
         raise EvaluateError("these models differ in resolution: pass --photo-size to score them at one photo size")
-    searches = [entry for entry in entries if not entry.one_pass]
     tuned = [flag for flag in (*SEARCH_FLAGS[:-1], "init") if getattr(args, flag) is not None]
-    if tuned and not searches:
+    if tuned and not any(set(tuned) <= entry.served.parameters for entry in entries):
         flags = ", ".join(f"--{flag.replace('_', '-')}" for flag in tuned)
-        raise EvaluateError(f"{flags} tune a search: {args.model} runs in one pass and takes none of them")
-    if args.curves and (len(entries) > 1 or entries[0].one_pass):
+        raise EvaluateError(f"{flags} tune a search: {args.model} takes none of them")
+    if args.curves and (len(entries) > 1 or "iterations" not in entries[0].served.parameters):
         raise EvaluateError("--curves follows one search model's quality over its iterations: pass one search model")
     return entries
 
@@ -245,13 +244,13 @@ def _contender(entry: ModelEntry, args: argparse.Namespace, device: torch.device
     """The model's runner from its kind's engine, with the parameters the flags give a search."""
     from app.quality.evaluate import Contender
 
-    runner = entry.engine.runner(entry.load_served(device), device, args.precision)
-    params: SearchParams | OnePassParams = OnePassParams()
-    if not entry.one_pass:
-        params = params_for(entry.has_encoder, args.init, **{flag: getattr(args, flag) for flag in SEARCH_FLAGS})
+    runner = entry.served.runner(entry.load_served(device), device, args.precision)
+    # the search flags given go to every model: a kind that takes none of them has already been refused
+    sent = {flag: getattr(args, flag) for flag in (*SEARCH_FLAGS, "init") if flag in entry.served.parameters}
+    params = entry.served.params(sent, entry.facts, Limits())
     if alone:
-        return Contender.alone(entry.kind, runner, params, entry.resolution)
-    return Contender.among(entry.key, entry.kind, runner, params, entry.resolution)
+        return Contender.alone(entry.served, runner, params, entry.resolution)
+    return Contender.among(entry.key, entry.served, runner, params, entry.resolution)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from app.engine import MASK_KINDS, SearchParams, finish, make_mask, prepare
+from app.engine import MASK_KINDS, finish, make_mask, prepare
 from app.engine.depth import EDGE_FILL, EdgeFill
-from app.engine.kinds import Job, Runner, make_job
-from app.engine.onepass import OnePassParams
+from app.engine.kinds import Job, Params, Runner, ServedKind
 from app.quality.baselines import BASELINES
 from app.quality.damage import destroy
 from app.quality.metrics import hole_gms, hole_psnr, hole_sharpness, masked_l1, seam_gradient_error, ssim
@@ -70,26 +69,28 @@ class Contender:
     """
 
     label: str
-    kind: str
+    served: ServedKind
     runner: Runner
-    params: SearchParams | OnePassParams
+    params: Params
     resolution: int
     finishes: Mapping[str, tuple[str, bool]]
+
+    @property
+    def kind(self) -> str:
+        return self.served.name
 
     def job(self, case: Case) -> Job:
         """The case's damaged photo brought to this model's square, as a job of its kind."""
         prepared = prepare(case.damaged, case.hole, self.resolution)
-        return make_job(prepared.target, prepared.hole, self.params)
+        return self.served.job(prepared.target, prepared.hole, self.params)
 
     @classmethod
-    def alone(cls, kind: str, runner: Runner, params: SearchParams | OnePassParams, resolution: int) -> Contender:
-        return cls(LONE, kind, runner, params, resolution, SEARCH_METHODS)
+    def alone(cls, served: ServedKind, runner: Runner, params: Params, resolution: int) -> Contender:
+        return cls(LONE, served, runner, params, resolution, SEARCH_METHODS)
 
     @classmethod
-    def among(
-        cls, key: str, kind: str, runner: Runner, params: SearchParams | OnePassParams, resolution: int
-    ) -> Contender:
-        return cls(key, kind, runner, params, resolution, {key: SEARCH_METHODS["ours"]})
+    def among(cls, key: str, served: ServedKind, runner: Runner, params: Params, resolution: int) -> Contender:
+        return cls(key, served, runner, params, resolution, {key: SEARCH_METHODS["ours"]})
 
 
 @dataclass
@@ -136,7 +137,7 @@ def run_model(
     edge: EdgeFill = EDGE_FILL,
 ) -> None:
     """Run every case, about `photos` at a time in one table (a finished job frees its room at once)."""
-    restarts = contender.params.restarts
+    restarts = contender.params.slots
     slots = photos * restarts
     batch = contender.runner.batch()
     pending = list(reversed(cases))

@@ -23,8 +23,7 @@ import torch
 from app.config import Settings
 from app.engine.depth import edge_fill
 from app.engine.inpaint import INPAINTS
-from app.engine.kinds import make_job
-from app.engine.search import params_for
+from app.engine.search import SearchJob, params_for
 from app.faces.align import TEMPLATE, Framing, from_landmarks, warp_in
 from app.faces.locate import Face, FaceLocator
 from app.faces.paste import FaceFill, paste_faces
@@ -68,7 +67,7 @@ class Completer:
     def __call__(self, item: Scene, damaged: np.ndarray, framing: Framing) -> float:
         model = pick_model(framing.side, self.models)
         aligned = warp_in(damaged, item.hole, framing, model.resolution)
-        [result] = self.runners[model.key].run([make_job(aligned.target, aligned.hole, params_for(True))])
+        [result] = self.runners[model.key].run([SearchJob(aligned.target, aligned.hole, params_for(True))])
         restored = paste_faces(damaged, item.hole, [FaceFill(result.generated, framing)], "telea", self.edge, "poisson")
         return hole_psnr(restored, item.image, item.hole)
 

@@ -93,5 +93,6 @@ def test_a_one_pass_model_completes_offline_and_refuses_search_options(
     capsys.readouterr()
     assert main([*common, "--iterations", "5"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: tiny-glcic:1 is a one-pass model (kind glcic): it takes no --iterations"
+        "error: model tiny-glcic:1 (kind glcic) takes no iterations: leave it out, or pick a model that does "
+        "(GET /v1/models lists each one's parameters)"
     )

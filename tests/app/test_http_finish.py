@@ -15,8 +15,7 @@ import pytest
 
 from app.api.uploads import decode_upload
 from app.engine.compose import finish, prepare
-from app.engine.kinds import make_job
-from app.engine.onepass import OnePassParams
+from app.engine.onepass import OnePassJob
 from app.loading import load_runners
 from app.store import ModelStore
 from tests.app.conftest import damaged, decode, encode, mask_png, serving
@@ -36,7 +35,7 @@ def _offline(store: Path, image: bytes, mask: bytes) -> np.ndarray:
     prepared = prepare(upload.model_image, upload.hole, 32)
     entries = [entry for entry in ModelStore.discover(store, "tiny-glcic").entries() if entry.key == "tiny-glcic:1"]
     batch = load_runners(entries, ("cpu",), "auto")[0]["tiny-glcic:1"].batch()
-    slot = batch.add(make_job(prepared.target, prepared.hole, OnePassParams()))
+    slot = batch.add(OnePassJob(prepared.target, prepared.hole))
     assert batch.step() == [slot]
     restored: np.ndarray = finish(upload.image, upload.hole, batch.pop(slot).generated)
     return restored

@@ -16,8 +16,7 @@ import pytest
 from app.api.uploads import decode_upload
 from app.engine.batch import SearchBatch
 from app.engine.compose import finish, prepare
-from app.engine.kinds import make_job
-from app.engine.onepass import OnePassParams
+from app.engine.onepass import OnePassJob
 from app.loading import load_runners
 from app.store import ModelStore
 from tests.app.conftest import center_hole, damaged, decode, encode, mask_png, save_tiny_search, scrape, serving
@@ -47,11 +46,11 @@ def _post(http: httpx.Client, face: np.ndarray, hole: np.ndarray, **data: str) -
     return http.post("/complete", files=files, data=data)
 
 
-def test_models_show_each_kind_and_which_is_one_pass(http: httpx.Client) -> None:
+def test_models_show_each_kind_and_the_parameters_it_takes(http: httpx.Client) -> None:
     models = {m["key"]: m for m in http.get("/v1/models").json()["models"]}
-    assert {key: (m["kind"], m["one_pass"]) for key, m in models.items()} == {
-        "tiny:1": ("search", False),  # no `kind` in its card: read as the search kind
-        "tiny-glcic:1": ("glcic", True),
+    assert {key: (m["kind"], m["parameters"]) for key, m in models.items()} == {
+        "tiny:1": ("search", ["iterations", "restarts", "init"]),  # no `kind` in its card: read as the search kind
+        "tiny-glcic:1": ("glcic", []),
     }
     assert models["tiny-glcic:1"]["resolution"] == 32 and models["tiny-glcic:1"]["encoder"] is False
 
@@ -63,7 +62,7 @@ def _network_answer(store: Path, files: dict[str, tuple[str, bytes]], key: str) 
     prepared = prepare(upload.model_image, upload.hole, 32)
     entries = [entry for entry in ModelStore.discover(store, "tiny").entries() if entry.key == key]
     batch = load_runners(entries, ("cpu",), "auto")[0][key].batch()  # the server's precision setting
-    slot = batch.add(make_job(prepared.target, prepared.hole, OnePassParams()))
+    slot = batch.add(OnePassJob(prepared.target, prepared.hole))
     assert batch.step() == [slot]
     restored: np.ndarray = finish(upload.image, upload.hole, batch.pop(slot).generated, blend="none", edge=None)
     return restored
@@ -101,7 +100,7 @@ def test_a_one_pass_completion_answers_json_and_is_counted_at_zero_iterations(
     )
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert (body["model"], body["init"], body["iterations"], body["loss"]) == ("tiny-glcic:1", "none", 0, 0.0)
+    assert (body["model"], body["init"], body["iterations"], body["loss"]) == ("tiny-glcic:1", "none", 0, None)
     assert scrape(http, series) == before + 1
     assert scrape(http, 'imgcomp_iterations_per_request_sum{init="none"}') == 0.0
 
@@ -116,7 +115,7 @@ def test_search_knobs_on_a_one_pass_model_are_a_422_naming_it(
     assert answer.status_code == 422
     assert answer.headers["content-type"] == "application/problem+json"
     detail = answer.json()["detail"]
-    assert "tiny-glcic:1 is a one-pass model (kind glcic)" in detail and f"takes no {field}" in detail
+    assert "model tiny-glcic:1 (kind glcic) takes no " + field in detail and "GET /v1/models" in detail
 
 
 def test_the_search_model_still_searches(http: httpx.Client, faces: np.ndarray) -> None:

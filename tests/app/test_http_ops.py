@@ -56,7 +56,7 @@ def test_models_and_samples(ops: httpx.Client, samples: np.ndarray) -> None:
         "key": "tiny:1",
         "latest": True,
         "kind": "search",
-        "one_pass": False,
+        "parameters": ["iterations", "restarts", "init"],
         "resolution": RESOLUTION,
         "encoder": False,
         "dataset": "none (test)",

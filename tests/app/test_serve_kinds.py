@@ -97,6 +97,6 @@ def test_the_store_loads_each_version_by_kind(make_tiny_store: Callable[..., Pat
     (runners,) = load_runners(models.entries(), ["cpu"], "fp32")
     assert isinstance(runners["tiny:1"], SearchRunner) and isinstance(runners["tiny-glcic:1"], OnePassRunner)
     glcic = models.resolve("tiny-glcic")
-    assert (glcic.kind, glcic.one_pass, glcic.resolution) == ("glcic", True, 32)
+    assert (glcic.kind, glcic.served.parameters, glcic.resolution) == ("glcic", frozenset(), 32)
     # a served one-pass model holds its completion network only: the discriminators stay on disk
     assert list(glcic.load_served(torch.device("cpu")).networks) == ["completion"]

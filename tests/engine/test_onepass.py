@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from app.engine.errors import EngineError, MaskError
-from app.engine.kinds import ENGINES, engine_for
+from app.engine.kinds import completing as completing_kinds
+from app.engine.kinds import served_kind
 from app.engine.onepass import OnePassBatch, OnePassJob, OnePassRunner
 from app.engine.search import SearchJob, SearchParams
 from training.glcic import CompletionNetwork, GlcicConfig
@@ -28,10 +29,13 @@ def _job(seed: int) -> OnePassJob:
     return OnePassJob(torch.rand(3, 32, 32, generator=generator) * 2 - 1, hole)
 
 
-def test_every_kind_that_completes_has_an_engine_and_only_glcic_is_one_pass() -> None:
+def test_every_kind_that_completes_has_an_entry_and_only_the_search_takes_a_budget() -> None:
     completing = {name for name, kind in KINDS.items() if kind.completes}
-    assert set(ENGINES) == completing and set(KINDS) - completing == {"framing"}
-    assert {kind: engine_for(kind).one_pass for kind in completing} == {"search": False, "glcic": True}
+    assert completing_kinds() == completing and set(KINDS) - completing == {"framing"}
+    assert {kind: sorted(served_kind(kind).parameters & {"iterations", "restarts", "init"}) for kind in completing} == {
+        "search": ["init", "iterations", "restarts"],
+        "glcic": [],
+    }
 
 
 def test_one_step_answers_every_job_with_its_known_pixels_and_batching_changes_nothing(

@@ -128,13 +128,13 @@ def test_defaults_bench_puts_a_one_pass_model_beside_a_search(
     assert main(argv) == 0
     with (tmp_path / "defaults.csv").open() as handle:
         rows = {row["mode"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == {"tiny:1 random", "tiny-glcic:1 one-pass"}
-    one_pass = rows["tiny-glcic:1 one-pass"]
+    assert set(rows) == {"tiny:1 random", "tiny-glcic:1 glcic"}
+    one_pass = rows["tiny-glcic:1 glcic"]
     # one forward per image: images per second is the server's rows stepped, and every request is one of them
     assert int(one_pass["completed"]) > 0 and float(one_pass["gflops"]) > 0
     assert float(one_pass["image_iterations_per_s"]) == pytest.approx(float(one_pass["completions_per_s"]), rel=0.5)
     out = capsys.readouterr().out
-    assert "tiny-glcic:1 one-pass fp32 http" in out
+    assert "tiny-glcic:1 glcic fp32 http" in out
     # --defaults measures no matmul peak: its %peak column says so instead of printing nan%
     table = out[out.index("%peak") :].splitlines()[2:4]
     assert len(table) == 2 and all(line.endswith(" -") for line in table), table
@@ -144,7 +144,7 @@ def test_defaults_bench_puts_a_one_pass_model_beside_a_search(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--defaults", "tiny:1@fp32,tiny-glcic:1@fp32/0"], "tiny-glcic:1 is a one-pass model: it takes no"),
+        (["--defaults", "tiny:1@fp32,tiny-glcic:1@fp32/0"], "tiny-glcic:1 (kind glcic) takes no /iterations"),
         (["--model", "tiny-glcic", "--profile", "1"], "compare it with a search model through HTTP with --defaults"),
         (["--defaults", "tiny:1@fp64"], "precision 'fp64' of 'tiny:1@fp64' is not one of"),
     ],

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.engine.kinds import Job, Runner, make_job
+from app.engine.kinds import Job, Params, Runner, served_kind
 from app.engine.onepass import OnePassParams
 from app.engine.search import SearchParams, SearchResult, params_for
 from app.loading import load_runners
@@ -43,12 +43,13 @@ SEARCH, ONE_PASS, PREVIOUS = "faces:2", "faces-glcic:1", "faces:1"
 R = 64
 CASES = 6  # held-out faces per start
 HOLES = ("center", "strokes", "blocks")
-STARTS: dict[str, tuple[str, SearchParams | OnePassParams]] = {
+STARTS: dict[str, tuple[str, Params]] = {
     "search, encoder start (its defaults)": (SEARCH, params_for(True)),
     "encoder guess (iterations=0)": (SEARCH, params_for(True, iterations=0)),
     "search, random start (60 it x 2)": (SEARCH, params_for(True, init="random", iterations=60, restarts=2)),
     "one pass (glcic)": (ONE_PASS, OnePassParams()),
 }
+KIND_OF = {SEARCH: "search", ONE_PASS: "glcic", PREVIOUS: "search"}
 # a forward pass in bf16/fp16 against fp32 on the CPU: mean |difference| in [-1, 1] units (0.02 is ~2.5 levels)
 FORWARD_TOLERANCE = {"bf16": 0.04, "fp16": 0.02}
 # a search in reduced precision follows another path from the same start; its hole may be this much worse
@@ -90,7 +91,8 @@ def cases(held_out: torch.Tensor) -> list[tuple[str, str, Job, torch.Tensor]]:
         for index, truth in enumerate(held_out):
             hole = torch.from_numpy(make_mask(HOLES[index % len(HOLES)], R, np.random.default_rng(index)))
             seeded = replace(params, seed=index) if isinstance(params, SearchParams) else params
-            out.append((start, model, make_job(truth.masked_fill(hole, 0.0), hole, seeded), truth))
+            job = served_kind(KIND_OF[model]).job(truth.masked_fill(hole, 0.0), hole, seeded)
+            out.append((start, model, job, truth))
     return out
 
 

@@ -631,7 +631,7 @@ function showModel() {
     el.samples.alt = `images the ${model.key} model generates`;
     el.modelCaption.textContent = `${model.key} knows ${model.dataset}: photos like these restore best. `
       + `${model.resolution}x${model.resolution}, `
-      + `${model.one_pass ? "one pass" : model.encoder ? "with an encoder" : "no encoder"}.`;
+      + `${!hasBudget(model) ? `kind ${model.kind}, nothing to tune` : model.encoder ? "with an encoder" : "no encoder"}.`;
     el.modelHint.hidden = false;
   } else {
     el.modelHint.hidden = true;
@@ -645,15 +645,19 @@ function preset() {
   return document.querySelector('input[name="preset"]:checked').value;
 }
 
+// a model whose kind takes no budget (a one-pass model, kind glcic) has nothing to choose here
+function hasBudget(model) {
+  return Boolean(model?.parameters.includes("iterations"));
+}
+
 function showPreset() {
   const model = selectedModel();
   const chosen = preset();
-  // a one-pass model (kind glcic) has no budget to choose: it answers in one forward pass
-  el.presets.hidden = Boolean(model?.one_pass);
-  el.custom.hidden = chosen !== "custom" || Boolean(model?.one_pass);
+  el.presets.hidden = model ? !hasBudget(model) : false;
+  el.custom.hidden = chosen !== "custom" || (model ? !hasBudget(model) : false);
   if (!model) return;
-  if (model.one_pass) {
-    el.presetInfo.textContent = "A one-pass model: one forward pass of its completion network, nothing to tune";
+  if (!hasBudget(model)) {
+    el.presetInfo.textContent = `A ${model.kind} model: it takes no iterations or restarts, nothing to tune`;
     return;
   }
   el.presetInfo.textContent = chosen === "custom"
@@ -663,7 +667,7 @@ function showPreset() {
 
 function presetFields() {
   const model = selectedModel();
-  if (model.one_pass) return {};
+  if (!hasBudget(model)) return {};
   if (preset() === "custom") return { iterations: el.iterations.value, restarts: el.restarts.value };
   return PRESETS[model.encoder ? "encoder" : "random"][preset()].fields;
 }
@@ -844,7 +848,8 @@ async function showResult(answer, job) {
   const t = answer.timings;
   const rows = [
     ["model", `${answer.model}, ${answer.init === "none" ? "one pass" : `start: ${answer.init}`}`],
-    ["iterations", `${answer.iterations} (loss ${answer.loss.toFixed(4)})`],
+    // loss is null for a model that optimises none per request (a one-pass model)
+    ["iterations", answer.loss === null ? `${answer.iterations}` : `${answer.iterations} (loss ${answer.loss.toFixed(4)})`],
     ["search", seconds(t.search_s)],
     ["queue", seconds(t.queue_s)],
     ["decode + encode", seconds(t.decode_s + t.encode_s)],
