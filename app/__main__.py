@@ -62,7 +62,7 @@ def _settings(**overrides: Any) -> Settings | None:
 
 def _serve(args: argparse.Namespace) -> int:
     from app.main import create_app
-    from app.serving import configure_logging, serve_app
+    from app.serving import STARTUP_FAILED, STARTUP_FAILED_LINE, configure_logging, serve_app
     from app.supervisor import supervise
 
     settings = _settings(host=args.host, port=args.port)
@@ -111,7 +111,9 @@ def _serve(args: argparse.Namespace) -> int:
     # what was verified is what the lifespan puts on the devices: no weight file is read twice
     app = create_app(settings, verified)
     del verified  # the lifespan holds the only reference now, and drops it once the models are on the devices
-    serve_app(listener, app, settings)
+    if not serve_app(listener, app, settings):
+        print(STARTUP_FAILED_LINE, file=sys.stderr)
+        return STARTUP_FAILED
     return 0
 
 

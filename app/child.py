@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from app.config import Settings, describe_errors
 from app.main import create_app
 from app.relay import ReloadRelay, reload_on_hangup
-from app.serving import configure_logging, serve_app
+from app.serving import STARTUP_FAILED, STARTUP_FAILED_LINE, configure_logging, serve_app
 from app.store import ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
 
@@ -55,7 +55,9 @@ def main(argv: Sequence[str]) -> int:
     del verified  # the lifespan holds the only reference now
     reload_on_hangup(app)
     app.add_middleware(ReloadRelay, supervisor=parent)
-    serve_app(listener, app, settings)
+    if not serve_app(listener, app, settings):
+        sys.stderr.write(STARTUP_FAILED_LINE + "\n")
+        return STARTUP_FAILED
     return 0
 
 

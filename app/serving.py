@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
 
+# the exit status of a start-up that failed on the devices (loading or warming up the models), uvicorn's own:
+# unlike 2 (settings or a store no restart can fix), a supervisor restarts such a child up to its limit
+STARTUP_FAILED = 3
+STARTUP_FAILED_LINE = (
+    "cannot serve: start-up failed on the devices (loading or warming up the models); the log above says why"
+)
+
 
 def configure_logging(settings: Settings, prefix: str = "") -> None:
     """One line per record; `prefix` names a supervisor's child (its device), so their lines can be told apart."""
@@ -27,8 +34,9 @@ def configure_logging(settings: Settings, prefix: str = "") -> None:
     )
 
 
-def serve_app(listener: socket.socket, app: FastAPI, settings: Settings) -> None:
-    """Serve `app` on `listener` until SIGTERM (drained) or SIGINT; returns once uvicorn has stopped.
+def serve_app(listener: socket.socket, app: FastAPI, settings: Settings) -> bool:
+    """Serve `app` on `listener` until SIGTERM (drained) or SIGINT; returns once uvicorn has stopped, False when
+    it never started because the lifespan failed (uvicorn has logged why).
 
     On SIGTERM uvicorn stops accepting, lets in-flight requests finish for the grace period, then the lifespan
     stops the pool (which gives anything still accepted the same grace).
@@ -41,7 +49,13 @@ def serve_app(listener: socket.socket, app: FastAPI, settings: Settings) -> None
         timeout_graceful_shutdown=int(math.ceil(settings.shutdown_grace_s)),
         limit_concurrency=settings.limit_concurrency,
     )
-    draining_server(config, app, settings).run(sockets=[listener])
+    server = draining_server(config, app, settings)
+    try:
+        server.run(sockets=[listener])
+    except SystemExit:  # recent uvicorn exits 3 itself when the lifespan fails; older ones return
+        if server.started:
+            raise
+    return bool(server.started)
 
 
 def draining_server(config: uvicorn.Config, app: FastAPI, settings: Settings) -> uvicorn.Server:

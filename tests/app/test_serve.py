@@ -61,3 +61,24 @@ def test_a_broken_encoder_file_stops_serve_with_one_line_naming_it(make_tiny_sto
     assert result.stderr.strip() == (
         f"cannot serve {store}: {weights} does not match the sha256 in model.json: the file was altered or corrupted"
     )
+
+
+def test_a_start_up_that_fails_returns_false_not_a_clean_stop(clean_env: None) -> None:
+    """The lifespan failing (a device that cannot load or warm up its models) is not a served-and-stopped run:
+    `serve` and each supervisor child turn it into exit status 3, not 0."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+
+    from app.config import Settings
+    from app.serving import serve_app
+
+    @asynccontextmanager
+    async def failing(app: FastAPI) -> AsyncIterator[None]:
+        raise RuntimeError("warm-up ran out of device memory")
+        yield
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", free_port()))
+    assert serve_app(listener, FastAPI(lifespan=failing), Settings(devices="cpu")) is False

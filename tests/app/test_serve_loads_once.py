@@ -72,6 +72,8 @@ def test_serve_reads_every_weight_file_once_and_answers_as_a_fresh_load_does(
     class LifespanOnly:
         """uvicorn's serving loop left out: the app `serve` built starts, answers, and stops."""
 
+        started = True
+
         def __init__(self, config: Any, app: FastAPI, settings: Settings) -> None:
             self.app = app
 

@@ -185,9 +185,10 @@ def test_one_device_is_one_process_and_several_in_one_process_warn(
     served: list[tuple[str, ...]] = []
     supervised: list[tuple[str, ...]] = []
 
-    def serve_app(listener: Any, app: Any, settings: Any) -> None:
+    def serve_app(listener: Any, app: Any, settings: Any) -> bool:
         listener.close()
         served.append(settings.devices)
+        return True
 
     def supervise(listener: Any, settings: Any) -> int:
         listener.close()
