@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from app.engine import SearchRunner
-from training.checkpoint import save_checkpoint
+from training.checkpoint import read_card, save_checkpoint
 from training.networks import Discriminator, Generator, NetworkConfig, recompute_batchnorm_stats
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +67,13 @@ def make_tiny_store(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return make
+
+
+def held_out_indices(model: Path, count: int) -> list[int]:
+    """The first `count` faces of FACES_NPZ that the model version at `model` held out of its training."""
+    held_out = set(read_card(model)["dataset"]["held_out"])
+    with np.load(FACES_NPZ) as archive:
+        return [i for i, name in enumerate(archive["filenames"]) if str(name) in held_out][:count]
 
 
 @pytest.fixture(scope="session")

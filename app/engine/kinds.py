@@ -161,7 +161,7 @@ class SearchKind(ServedKind):
     """The latent search: a job takes many steps; its budget, start and seed are the request's."""
 
     model = KINDS["search"]
-    parameters = frozenset({"iterations", "restarts", "init"} | set(SearchParams.__dataclass_fields__) - {"seed"})
+    parameters = frozenset(SearchParams.__dataclass_fields__) - COMMON_PARAMETERS  # iterations, restarts, init, ...
 
     def params(self, sent: Mapping[str, Any], model: ModelFacts, limits: Limits) -> SearchParams:
         self.refuse_others(sent, model)

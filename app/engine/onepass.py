@@ -18,6 +18,7 @@ import torch
 from app.engine.errors import EngineError
 from app.engine.precision import autocast_dtype
 from app.engine.search import SearchJob, SearchResult, check_job
+from app.engine.stepping import run_to_end
 from training.glcic import CompletionNetwork
 
 
@@ -116,7 +117,4 @@ class OnePassRunner:
 
     def run(self, jobs: Sequence[OnePassJob]) -> list[SearchResult]:
         """Every job in one forward; results in job order."""
-        batch = self.batch()
-        keys = [batch.add(job) for job in jobs]
-        batch.step()
-        return [batch.pop(key) for key in keys]
+        return run_to_end(self.batch(), jobs)

@@ -9,7 +9,7 @@ import torch
 from app.engine.batch import SearchBatch
 from app.engine.precision import autocast_dtype
 from app.engine.search import Init, SearchJob, SearchParams, SearchResult
-from app.engine.stepping import StepOptions
+from app.engine.stepping import StepOptions, run_to_end
 from training.networks import Discriminator, Encoder, Generator
 
 # a search's restarts at most (SearchParams' limit): a warm-up size above it takes several jobs
@@ -52,11 +52,7 @@ class SearchRunner:
 
     def run(self, jobs: Sequence[SearchJob]) -> list[SearchResult]:
         """Every restart of every job in one batch, stepped until all have ended; results in job order."""
-        batch = self.batch()
-        keys = [batch.add(job) for job in jobs]
-        while batch.live_slots:
-            batch.step()
-        return [batch.pop(key) for key in keys]
+        return run_to_end(self.batch(), jobs)
 
     def warm(self) -> None:
         """Two steps at every padded size, before the runner serves: the first request at a size then finds

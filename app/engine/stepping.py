@@ -9,7 +9,13 @@ has plateaued is frozen on the device meanwhile, so a later read gives the same 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.engine.kinds import Batch
+    from app.engine.search import SearchResult
 
 # 8: a plateaued row costs at most 7 frozen steps (under 2 % of the random start's 400 iterations,
 # and of one restart's patience of 50) while the host waits for the device on one step in eight
@@ -41,3 +47,12 @@ def powers_of_two(limit: int) -> tuple[int, ...]:
     """1, 2, 4, ... up to `limit`, and `limit` itself: at most twice the work of the exact batch."""
     sizes = [1 << power for power in range(limit.bit_length()) if 1 << power < limit]
     return (*sizes, limit)
+
+
+def run_to_end(batch: Batch, jobs: Sequence[Any]) -> list[SearchResult]:
+    """Every job through one table, stepped until none is live (one step for a one-pass kind); results in job
+    order. What each kind's `Runner.run` is: the offline tools and tests run jobs without the pool this way."""
+    keys = [batch.add(job) for job in jobs]
+    while batch.live_slots:
+        batch.step()
+    return [batch.pop(key) for key in keys]

@@ -21,9 +21,8 @@ from PIL import Image
 from app.engine import make_mask
 from tests.app.conftest import center_hole, damaged, encode, mask_png, serve_subprocess
 from tests.app.face_scene import face_scene, held_out_face
-from tests.conftest import FACES_NPZ, REPO, SHIPPED_STORE
+from tests.conftest import FACES_NPZ, REPO, SHIPPED_STORE, held_out_indices
 from tests.history import export
-from training.checkpoint import read_card
 
 BEFORE_KINDS = "e21bee9de1432cae377e328a21fe2061874305a8"  # main before the kind entries
 SERVED = ("faces/2", "faces-128/2", "faces-glcic/1", "faces-framing/2")
@@ -41,9 +40,8 @@ def _store(into: Path) -> Path:
 
 
 def _held_out_face() -> np.ndarray:
-    held_out = set(read_card(SHIPPED_STORE / "faces" / "2")["dataset"]["held_out"])
+    (index,) = held_out_indices(SHIPPED_STORE / "faces" / "2", 1)
     with np.load(FACES_NPZ) as archive:
-        index = next(i for i, name in enumerate(archive["filenames"]) if str(name) in held_out)
         image: np.ndarray = archive["images"][index]
     return image
 

@@ -11,7 +11,7 @@ import pytest
 
 from app.engine.inpaint import telea
 from tests.app.conftest import center_hole, decode, encode, mask_png, serving
-from tests.conftest import FACES_NPZ, SHIPPED_STORE
+from tests.conftest import SHIPPED_STORE, held_out_indices
 from training.checkpoint import has_encoder, read_card
 from training.kinds import kind_of
 
@@ -32,9 +32,7 @@ def test_held_out_faces_over_http_beat_telea(faces: np.ndarray, model: Path) -> 
     if not (model / "model.json").exists():
         pytest.skip(f"{model} is not trained yet: `python -m training train|glcic --name ...` writes it")
     card = read_card(model)
-    held_out = set(card["dataset"]["held_out"])
-    with np.load(FACES_NPZ) as archive:
-        indices = [i for i, name in enumerate(archive["filenames"]) if str(name) in held_out][:FACES]
+    indices = held_out_indices(model, FACES)
     assert len(indices) == FACES
     hole = center_hole(64, 64)
     noise = np.random.default_rng(0)

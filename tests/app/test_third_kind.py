@@ -25,7 +25,7 @@ from app.engine.compose import finish, prepare
 from app.engine.errors import EngineError
 from app.engine.kinds import Limits, ModelFacts, Report, ServedKind, registered
 from app.engine.search import SearchResult, check_job
-from app.engine.stepping import StepOptions
+from app.engine.stepping import StepOptions, run_to_end
 from tests.app.conftest import center_hole, damaged, decode, encode, mask_png, serving
 from training.checkpoint import LoadedModel, save_model
 from training.kinds import ModelKind
@@ -110,10 +110,7 @@ class TeleaRunner:
         return TeleaBatch(self.config)
 
     def run(self, jobs: Sequence[Any]) -> list[SearchResult]:
-        batch = self.batch()
-        keys = [batch.add(job) for job in jobs]
-        batch.step()
-        return [batch.pop(key) for key in keys]
+        return run_to_end(self.batch(), jobs)
 
 
 def telea(target: torch.Tensor, hole: torch.Tensor, radius: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.engine.kinds import Job, Params, Runner, served_kind
+from app.engine.kinds import Job, Params, Runner
 from app.engine.onepass import OnePassParams
 from app.engine.search import SearchParams, SearchResult, params_for
 from app.loading import load_runners
@@ -49,7 +49,6 @@ STARTS: dict[str, tuple[str, Params]] = {
     "search, random start (60 it x 2)": (SEARCH, params_for(True, init="random", iterations=60, restarts=2)),
     "one pass (glcic)": (ONE_PASS, OnePassParams()),
 }
-KIND_OF = {SEARCH: "search", ONE_PASS: "glcic", PREVIOUS: "search"}
 # a forward pass in bf16/fp16 against fp32 on the CPU: mean |difference| in [-1, 1] units (0.02 is ~2.5 levels)
 FORWARD_TOLERANCE = {"bf16": 0.04, "fp16": 0.02}
 # a search in reduced precision follows another path from the same start; its hole may be this much worse
@@ -91,13 +90,17 @@ def cases(held_out: torch.Tensor) -> list[tuple[str, str, Job, torch.Tensor]]:
         for index, truth in enumerate(held_out):
             hole = torch.from_numpy(make_mask(HOLES[index % len(HOLES)], R, np.random.default_rng(index)))
             seeded = replace(params, seed=index) if isinstance(params, SearchParams) else params
-            job = served_kind(KIND_OF[model]).job(truth.masked_fill(hole, 0.0), hole, seeded)
+            job = _store().resolve(model).served.job(truth.masked_fill(hole, 0.0), hole, seeded)
             out.append((start, model, job, truth))
     return out
 
 
+def _store() -> ModelStore:
+    return ModelStore.discover(SHIPPED_STORE, "faces")
+
+
 def runners_on(device: str, precision: str) -> dict[str, Runner]:
-    store = ModelStore.discover(SHIPPED_STORE, "faces")
+    store = _store()
     entries = [store.resolve(SEARCH), store.resolve(ONE_PASS)]
     return load_runners(entries, [device], precision)[0]  # type: ignore[arg-type]
 

@@ -16,9 +16,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from app.config import Settings
 from tests.app.conftest import StepGate, encode, good_request, running, serving
-from tests.conftest import FACES_NPZ, SHIPPED_STORE
+from tests.conftest import FACES_NPZ, SHIPPED_STORE, held_out_indices
 from tests.web.conftest import Console
-from training.checkpoint import read_card
 
 BRUSH = 100  # screen pixels, the slider's unit
 STROKE = ((8.0, 30.0), (56.0, 36.0))  # photo pixels, across the face below the eyes
@@ -28,9 +27,8 @@ RESULT_TIMEOUT_MS = 60_000
 @pytest.fixture(scope="module")
 def face() -> np.ndarray:
     """A real face the shipped faces model never trained on (its card's held-out list)."""
-    held_out = set(read_card(SHIPPED_STORE / "faces" / "1")["dataset"]["held_out"])
+    (index,) = held_out_indices(SHIPPED_STORE / "faces" / "1", 1)
     with np.load(FACES_NPZ) as archive:
-        index = next(i for i, name in enumerate(archive["filenames"]) if str(name) in held_out)
         image: np.ndarray = archive["images"][index]
     return image
 
