@@ -22,12 +22,12 @@ from tqdm import tqdm
 from app.api.uploads import MEDIA_TYPES, Upload, UploadError, decode_upload, encode_image, in_upload_space
 from app.bench.options import add_arguments as add_bench_arguments
 from app.config import Settings, describe_errors
-from app.engine.compose import finish, prepare
 from app.engine.depth import EDGE_NAMES, edge_fill
 from app.engine.errors import EngineError
 from app.engine.kinds import Job, Limits, Params
 from app.engine.precision import cuda_flags
 from app.engine.precision import resolve as resolve_precision
+from app.engine.restore import Restoration
 from app.engine.search import INITS
 from app.quality import cli as quality_cli
 from app.store import ModelEntry, ModelStore, UnknownModelError
@@ -178,23 +178,22 @@ def _complete(args: argparse.Namespace) -> int:
     failures = 0
     with tqdm(total=len(pairs), unit="img", desc=f"completing with {entry.key}") as progress:
         for start in range(0, len(pairs), args.batch_size):
-            chunk: list[tuple[Path, Upload, Job]] = []
+            chunk: list[tuple[Path, Upload, Restoration, Job]] = []
             for image_path, mask_path in pairs[start : start + args.batch_size]:
                 try:
                     mask = mask_path.read_bytes() if mask_path is not None else None
                     upload = decode_upload(image_path.read_bytes(), mask, settings.max_image_pixels)
-                    prepared = prepare(upload.model_image, upload.hole, entry.resolution)
+                    restoration = Restoration.begin(upload.image, upload.hole, entry.resolution, upload.model_image)
                 except (UploadError, EngineError) as error:
                     tqdm.write(f"skipped {image_path.name}: {error}", file=sys.stderr)
                     failures += 1
                     progress.update()
                     continue
-                chunk.append((image_path, upload, entry.served.job(prepared.target, prepared.hole, params)))
-            results = runner.run([job for _, _, job in chunk]) if chunk else []
-            for (image_path, upload, _), result in zip(chunk, results, strict=True):
-                edge = edge_fill(args.edge)
-                fill = in_upload_space(upload, result.generated)
-                restored = finish(upload.image, upload.hole, fill, blend=args.blend, edge=edge)
+                chunk.append((image_path, upload, restoration, restoration.job(entry.served, params)))
+            results = runner.run([job for *_, job in chunk]) if chunk else []
+            for (image_path, upload, restoration, _), result in zip(chunk, results, strict=True):
+                plan = restoration.plan(args.blend, edge_fill(args.edge))
+                restored = restoration.finish(in_upload_space(upload, result.generated), plan)
                 target = args.out / f"{image_path.stem}.{args.format}"
                 target.write_bytes(encode_image(restored, args.format, upload.icc_profile))
                 progress.update()

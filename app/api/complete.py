@@ -45,10 +45,11 @@ from app.api.uploads import (
     in_upload_space,
 )
 from app.config import Settings
-from app.engine.compose import MAX_BLEND_SIDE, FinishPlan, Prepared, finish_planned, plan_finish, prepare
+from app.engine.compose import FinishPlan
 from app.engine.depth import EdgeFill, edge_fill
 from app.engine.errors import EngineError, ParamsError
 from app.engine.kinds import Job, Params, Report
+from app.engine.restore import Restoration
 from app.engine.search import Init, SearchResult
 from app.faces.paste import FaceFill, paste_faces
 from app.faces.plan import Sized
@@ -151,20 +152,29 @@ async def _await_search(request: Request, future: asyncio.Future[SearchResult], 
     raise TimeoutError
 
 
+def _restoration(upload: Upload, resolution: int) -> Restoration:
+    """The upload on its way through a model: the model sees its sRGB pixels, its own come back."""
+    return Restoration.begin(upload.image, upload.hole, resolution, upload.model_image)
+
+
 def _take(
     image_data: bytes, mask_data: bytes | None, max_pixels: int, resolution: int | None
-) -> tuple[Upload, float, Prepared | None]:
-    """The decoded upload, when decoding ended, and with `resolution`, the model's view of it: one thread hop."""
+) -> tuple[Upload, float, Restoration | None]:
+    """The decoded upload, when decoding ended, and with `resolution`, its restoration begun: one thread hop."""
     upload = decode_upload(image_data, mask_data, max_pixels)
     decoded = time.perf_counter()
-    return upload, decoded, prepare(upload.model_image, upload.hole, resolution) if resolution is not None else None
+    return upload, decoded, _restoration(upload, resolution) if resolution is not None else None
 
 
 def _finish(
-    upload: Upload, generated: Any, plan: FinishPlan, output_format: OutputFormat, known: list[Band] | None
+    upload: Upload,
+    restoration: Restoration,
+    generated: Any,
+    plan: FinishPlan,
+    output_format: OutputFormat,
+    known: list[Band] | None,
 ) -> bytes:
-    fill = in_upload_space(upload, generated)
-    restored: np.ndarray = finish_planned(upload.image, upload.hole, fill, plan)
+    restored = restoration.finish(in_upload_space(upload, generated), plan)
     return encode_image(restored, output_format, upload.icc_profile, known)
 
 
@@ -338,10 +348,10 @@ async def complete(
 
     # without faces to look for, the whole photo goes to the model: prepared in the same hop as the decode
     resolution = entry.resolution if family is None else None
-    taken: tuple[Upload, float, Prepared | None] = await run(
+    taken: tuple[Upload, float, Restoration | None] = await run(
         _take, image_data, mask_data, settings.max_image_pixels, resolution
     )
-    upload, decoded, prepared = taken
+    upload, decoded, restoration = taken
     del image_data, mask_data  # the encoded files are not needed again: only the decoded pixels wait for the search
     # the answer shares the rows the hole does not touch with the upload: compressed while the search runs
     compressing = run(compress_known, upload.image, upload.hole) if output_format == "png" else None
@@ -384,23 +394,14 @@ async def complete(
                 seconds=max(r.seconds for r in results),
             )
         else:
-            if prepared is None:
-                prepared = await run(prepare, upload.model_image, upload.hole, entry.resolution)
+            if restoration is None:
+                restoration = await run(_restoration, upload, entry.resolution)
             # what finishing needs from the upload alone is made while the search runs
-            planning = run(
-                plan_finish,
-                upload.image,
-                upload.hole,
-                entry.resolution,
-                blend,
-                edge_setting,
-                MAX_BLEND_SIDE,
-                prepared.window,
-            )
-            result = await search(entry.key, entry.served.job(prepared.target, prepared.hole, params))
+            planning = run(restoration.plan, blend, edge_setting)
+            result = await search(entry.key, restoration.job(entry.served, params))
             searched = time.perf_counter()
             known = await compressing if compressing is not None else None
-            finishing = run(_finish, upload, result.generated, await planning, output_format, known)
+            finishing = run(_finish, upload, restoration, result.generated, await planning, output_format, known)
     except (DeadlineExceeded, TimeoutError):
         raise Problem(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.engine import SearchJob, SearchParams, SearchRunner, finish, prepare
+from app.engine import SearchJob, SearchParams, SearchRunner
+from app.engine.restore import Restoration
 from app.engine.search import INITS, Init
 from app.quality.evaluate import Case, case_rng
 from app.quality.gaps import Record, verdict
@@ -98,13 +99,13 @@ def curve_records(
     resolution = runner.generator.config.resolution
     batch = runner.batch()
     pending = list(reversed(cases))
-    live: dict[int, tuple[Case, int]] = {}  # key -> case, step count at admission
+    live: dict[int, tuple[Case, Restoration, int]] = {}  # key -> case, its restoration, step count at admission
     records: list[Record] = []
     step = 0
 
-    def read(key: int, case: Case, due: list[int]) -> None:
+    def read(key: int, case: Case, restoration: Restoration, due: list[int]) -> None:
         result = batch.peek(key)
-        restored = finish(case.damaged, case.hole, result.generated, blend="poisson")
+        restored = restoration.finish(result.generated)
         scores = {
             "psnr": hole_psnr(restored, case.truth, case.hole),
             "ssim": ssim(restored, case.truth),
@@ -117,15 +118,19 @@ def curve_records(
     while pending or live:
         while pending and (batch.live_slots == 0 or batch.live_slots + params.restarts <= slots):
             case = pending.pop()
-            prepared = prepare(case.damaged, case.hole, resolution)
-            live[batch.add(SearchJob(prepared.target, prepared.hole, params))] = (case, step)
+            restoration = Restoration.begin(case.damaged, case.hole, resolution)
+            live[batch.add(SearchJob(restoration.prepared.target, restoration.prepared.hole, params))] = (
+                case,
+                restoration,
+                step,
+            )
         finished = set(batch.step())
         step += 1
-        for key, (case, admitted) in list(live.items()):
+        for key, (case, restoration, admitted) in list(live.items()):
             ran = step - admitted
             due = [k for k in checkpoints if step_of(k) == ran or (key in finished and step_of(k) > ran)]
             if due:
-                read(key, case, due)
+                read(key, case, restoration, due)
             if key in finished:
                 batch.pop(key)
                 del live[key]

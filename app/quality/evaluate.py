@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from app.engine import MASK_KINDS, finish, make_mask, prepare
+from app.engine import MASK_KINDS, make_mask
 from app.engine.depth import EDGE_FILL, EdgeFill
 from app.engine.kinds import Job, Params, Runner, ServedKind
+from app.engine.restore import Restoration
 from app.quality.baselines import BASELINES
 from app.quality.damage import destroy
 from app.quality.metrics import hole_gms, hole_psnr, hole_sharpness, masked_l1, seam_gradient_error, ssim
@@ -79,10 +80,12 @@ class Contender:
     def kind(self) -> str:
         return self.served.name
 
-    def job(self, case: Case) -> Job:
-        """The case's damaged photo brought to this model's square, as a job of its kind."""
-        prepared = prepare(case.damaged, case.hole, self.resolution)
-        return self.served.job(prepared.target, prepared.hole, self.params)
+    def restoration(self, case: Case) -> Restoration:
+        """The case's damaged photo on its way through this model."""
+        return Restoration.begin(case.damaged, case.hole, self.resolution)
+
+    def job(self, restoration: Restoration) -> Job:
+        return restoration.job(self.served, self.params)
 
     @classmethod
     def alone(cls, served: ServedKind, runner: Runner, params: Params, resolution: int) -> Contender:
@@ -141,18 +144,19 @@ def run_model(
     slots = photos * restarts
     batch = contender.runner.batch()
     pending = list(reversed(cases))
-    owner: dict[int, Case] = {}
+    owner: dict[int, tuple[Case, Restoration]] = {}
     while pending or batch.live_slots:
         while pending and (batch.live_slots == 0 or batch.live_slots + restarts <= slots):
             case = pending.pop()
-            owner[batch.add(contender.job(case))] = case
+            restoration = contender.restoration(case)
+            owner[batch.add(contender.job(restoration))] = (case, restoration)
         for key in batch.step():
-            case, result = owner.pop(key), batch.pop(key)
+            (case, restoration), result = owner.pop(key), batch.pop(key)
             case.iterations[contender.label] = result.iterations
             case.generated[contender.label] = result.generated
             for method, (blend, with_edge) in contender.finishes.items():
                 edge_fill = edge if with_edge else None
-                case.outputs[method] = finish(case.damaged, case.hole, result.generated, blend=blend, edge=edge_fill)
+                case.outputs[method] = restoration.finish(result.generated, restoration.plan(blend, edge_fill))
             if progress is not None:
                 progress(1)
 

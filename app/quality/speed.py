@@ -36,7 +36,7 @@ def _timed(contender: Contender, cases: Sequence[Case]) -> tuple[float, float]:
     bringing the photo to the model's square and finishing the answer (the same for every
     kind) are outside it.
     """
-    jobs = [contender.job(case) for case in cases]
+    jobs = [contender.job(contender.restoration(case)) for case in cases]
     start = time.perf_counter()
     results = contender.runner.run(jobs)
     return time.perf_counter() - start, sum(result.iterations for result in results) / len(results)
