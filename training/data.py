@@ -151,11 +151,21 @@ def split(images: ImageSet, holdout_fraction: float) -> tuple[ImageSet, ImageSet
     return images.subset(train), images.subset(held)
 
 
+# The one mapping between model values in [-1, 1] (the tanh generator's range) and pixel values 0..255; the
+# service (app/) calls these too, since app may import training but never the reverse. The order of the float
+# operations is part of the contract: the service's answers are compared byte for byte across releases.
+
+
 def to_signed(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the tanh generator's range."""
+    """Pixels 0..255 (uint8, or float such as box-filtered planes) -> float32 [-1, 1]: x / 127.5 - 1."""
     return images.float().div(127.5).sub(1.0)
 
 
+def to_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Model values -> float32 pixels 0..255, unrounded: clamped to [-1, 1] first, then (x + 1) * 127.5."""
+    return images.detach().float().clamp(-1.0, 1.0).add(1.0).mul(127.5)
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255]."""
-    return images.detach().float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    """Model values -> uint8 [0, 255]: `to_pixels` rounded to the nearest level."""
+    return to_pixels(images).round().to(torch.uint8)

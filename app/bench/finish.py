@@ -19,6 +19,7 @@ import torch
 
 from app.engine.compose import finish
 from app.engine.poisson import poisson_fill
+from training.data import to_pixels, to_signed
 
 # the first release's full-size solve is only timed up to this many hole pixels (beyond: minutes)
 FULL_SIZE_LIMIT = 600_000
@@ -31,7 +32,7 @@ def _seconds(work: Callable[[], object]) -> float:
 
 
 def _first_release(image: np.ndarray, hole: np.ndarray, generated: torch.Tensor) -> np.ndarray:
-    fill = generated.float().add(1).mul(127.5).permute(1, 2, 0).numpy()
+    fill = to_pixels(generated).permute(1, 2, 0).numpy()
     fill = cv2.resize(fill, (hole.shape[1], hole.shape[0]), interpolation=cv2.INTER_CUBIC)
     return poisson_fill(image.astype(np.float64), fill.astype(np.float64), hole)
 
@@ -39,7 +40,7 @@ def _first_release(image: np.ndarray, hole: np.ndarray, generated: torch.Tensor)
 def bench_finish(face: np.ndarray, sides: Sequence[int], resolution: int, out: TextIO) -> None:
     """One row per side: hole pixels, the service's finish with and without the edge fill, the first release's."""
     generated = torch.from_numpy(cv2.resize(face, (resolution, resolution), interpolation=cv2.INTER_AREA))
-    generated = generated.permute(2, 0, 1).float().div(127.5).sub(1.0)
+    generated = to_signed(generated.permute(2, 0, 1))
     out.write("| upload | hole pixels | finish (edge fill) s | finish (edge=none) s | first release (full blend) s |\n")
     out.write("|---|---:|---:|---:|---:|\n")
     for side in sides:

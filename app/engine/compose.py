@@ -18,6 +18,7 @@ from app.engine.inpaint import INPAINT_RADIUS, INPAINTS
 from app.engine.poisson import PoissonSystem, poisson_solve, poisson_system
 from app.engine.search import check_hole_coverage
 from app.engine.window import Window, box_resize, model_window
+from training.data import to_pixels, to_signed
 
 BLENDS = ("poisson", "none")
 WHOLE = (slice(None), slice(None))
@@ -70,7 +71,7 @@ def prepare(image: np.ndarray, hole: np.ndarray, resolution: int) -> Prepared:
             "(e.g. a fine scattered mask on a large photo): leave larger areas of the photo known"
         )
     planes = [box_resize(image[..., c], resolution) for c in range(3)]
-    target = torch.from_numpy(np.stack(planes)).div(127.5).sub(1.0).clamp(-1.0, 1.0)
+    target = to_signed(torch.from_numpy(np.stack(planes))).clamp(-1.0, 1.0)
     small = torch.from_numpy(small_hole)
     return Prepared(target=target.masked_fill(small, 0.0), hole=small, window=window)
 
@@ -164,7 +165,7 @@ def _edge_fill(image: np.ndarray, hole: np.ndarray, band: np.ndarray, deep: np.n
 
 def model_pixels(generated: torch.Tensor) -> np.ndarray:
     """(R, R, 3) float32 in 0..255: a generator's (C, R, R) answer in [-1, 1] as photo pixels (grey as RGB)."""
-    small = generated.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).permute(1, 2, 0).numpy()
+    small = to_pixels(generated.detach().cpu()).permute(1, 2, 0).numpy()
     return np.ascontiguousarray(np.broadcast_to(small, (*small.shape[:2], 3)), dtype=np.float32)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from app.engine.window import box_resize
+from training.data import to_signed
 from training.framing_net import CROP, TEMPLATE
 
 
@@ -106,7 +107,7 @@ def warp_in(image: np.ndarray, hole: np.ndarray, framing: Framing, resolution: i
     small_outside = box_resize(outside, resolution) > 0
     small_hole = small_missing | small_outside
     planes = [box_resize(pixels[..., c].astype(np.float32), resolution) for c in range(3)]
-    target = torch.from_numpy(np.stack(planes)).div(127.5).sub(1.0).clamp(-1.0, 1.0)
+    target = to_signed(torch.from_numpy(np.stack(planes))).clamp(-1.0, 1.0)
     hole_t = torch.from_numpy(small_hole)
     return Aligned(target.masked_fill(hole_t, 0.0), hole_t, int((small_missing & ~small_outside).sum()))
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data import DataError, is_held_out, load_images, split, to_signed, to_uint8
+from training.data import DataError, is_held_out, load_images, split, to_pixels, to_signed, to_uint8
 
 
 def _write_images(folder: Path, faces: np.ndarray) -> list[Path]:
@@ -93,11 +93,23 @@ def test_signed_round_trip(faces: np.ndarray) -> None:
     assert torch.equal(to_uint8(to_signed(pixels)), pixels)
 
 
-def test_to_uint8_saturates_as_clamping_first_does() -> None:
-    """The service's colour conversion clamped to [-1, 1] before scaling; to_uint8, which it now calls, clamps after
-    rounding: the same byte for every value, inside the range, on its edges and past them."""
+def test_to_uint8_saturates_as_clamping_after_rounding_did() -> None:
+    """to_uint8 once clamped to 0..255 after rounding; it now rounds `to_pixels`, which clamps to [-1, 1] first:
+    the same byte for every value, inside the range, on its edges and past them."""
     import torch
 
     values = torch.cat([torch.linspace(-1.5, 1.5, 300_001), torch.tensor([-1.0, 1.0, -1.0001, 1.0001, 1e9, -1e9])])
-    clamped_first = values.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    assert torch.equal(to_uint8(values), clamped_first)
+    clamped_after = values.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    assert torch.equal(to_uint8(values), clamped_after)
+
+
+def test_conversions_match_the_copies_they_replaced() -> None:
+    """Bit for bit the arithmetic the service wrote by hand before calling these (compose.model_pixels, prepare,
+    faces.align.warp_in): the answers are compared byte for byte across releases."""
+    import torch
+
+    values = torch.cat([torch.linspace(-1.5, 1.5, 300_001), torch.tensor([float("inf"), float("-inf"), -0.0])])
+    assert torch.equal(to_pixels(values), values.clamp(-1, 1).add(1).mul(127.5))
+    assert torch.equal(to_pixels(values.half()), values.half().float().clamp(-1, 1).add(1).mul(127.5))
+    planes = torch.linspace(0, 255, 100_003)  # box-filtered float planes, not only whole levels
+    assert torch.equal(to_signed(planes), planes.div(127.5).sub(1.0))
