@@ -42,7 +42,12 @@ class ImageSet:
 
 
 def square_resize(image: Image.Image, resolution: int) -> np.ndarray:
-    """RGB, centre crop to the largest square, Lanczos resize: (R, R, 3) uint8."""
+    """RGB, centre crop to the largest square, Lanczos resize: (R, R, 3) uint8.
+
+    The training set's preprocessing (that of `../shared/data`), not one of the service's resizes
+    (`app.engine.resize`): it crops, and every model was trained on its Lanczos output. It stays here
+    because the service may import training but training never imports the service.
+    """
     image = image.convert("RGB")
     side = min(image.size)
     left, top = (image.width - side) // 2, (image.height - side) // 2

@@ -16,8 +16,9 @@ from app.engine.depth import EDGE_FILL, EdgeFill, generator_weight, model_pixel
 from app.engine.errors import EngineError, MaskError, ParamsError
 from app.engine.inpaint import INPAINT_RADIUS, INPAINTS
 from app.engine.poisson import PoissonSystem, poisson_solve, poisson_system
+from app.engine.resize import area_resize, box_resize
 from app.engine.search import check_hole_coverage
-from app.engine.window import Window, box_resize, model_window
+from app.engine.window import Window, model_window
 from training.data import to_pixels, to_signed
 
 BLENDS = ("poisson", "none")
@@ -76,12 +77,6 @@ def prepare(image: np.ndarray, hole: np.ndarray, resolution: int) -> Prepared:
     return Prepared(target=target.masked_fill(small, 0.0), hole=small, window=window)
 
 
-def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Area average down, bilinear up: (H, W[, C]) float to `size` = (width, height)."""
-    shrink = size[0] < array.shape[1] or size[1] < array.shape[0]
-    return cv2.resize(array, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
 def _working_size(shape: tuple[int, int], scale: float) -> tuple[int, int]:
     height, width = shape
     return max(1, round(width * scale)), max(1, round(height * scale))
@@ -103,9 +98,9 @@ def blend_base(image: np.ndarray, hole: np.ndarray, max_side: int) -> BlendBase:
     if max(hole.shape) <= max_side:
         return BlendBase(hole.shape, None, image.astype(np.float64), poisson_system(hole))
     size = _working_size(hole.shape, max_side / max(hole.shape))
-    small_hole = _resize(hole.astype(np.float32), size) > 0
+    small_hole = area_resize(hole.astype(np.float32), size) > 0
     system = None if small_hole.all() else poisson_system(small_hole)
-    return BlendBase(hole.shape, size, _resize(image, size).astype(np.float64), system)
+    return BlendBase(hole.shape, size, area_resize(image, size).astype(np.float64), system)
 
 
 def blend_with(base: BlendBase, fill: np.ndarray) -> np.ndarray:
@@ -114,10 +109,10 @@ def blend_with(base: BlendBase, fill: np.ndarray) -> np.ndarray:
         return fill
     if base.size is None:
         return poisson_solve(base.system, base.image, fill.astype(np.float64)).astype(np.float32)
-    small_fill = _resize(fill, base.size).astype(np.float64)
+    small_fill = area_resize(fill, base.size).astype(np.float64)
     blended = poisson_solve(base.system, base.image, small_fill)
     correction = (blended - small_fill).astype(np.float32)  # known - fill outside the hole, harmonic inside
-    fill += _resize(correction, (base.shape[1], base.shape[0]))
+    fill += area_resize(correction, (base.shape[1], base.shape[0]))
     return fill
 
 
@@ -157,10 +152,10 @@ def _edge_fill(image: np.ndarray, hole: np.ndarray, band: np.ndarray, deep: np.n
     if hole.size <= MAX_EDGE_PIXELS:
         return inpaint(_with_deep(image, hole & ~band, deep), band)
     size = _working_size(hole.shape, math.sqrt(MAX_EDGE_PIXELS / hole.size))
-    small_band = _resize(band.astype(np.float32), size) > 0
-    small_inner = (_resize(hole.astype(np.float32), size) > 0) & ~small_band
-    small = inpaint(_with_deep(_resize(image, size), small_inner, _resize(deep, size)), small_band)
-    return _resize(small, (hole.shape[1], hole.shape[0]))
+    small_band = area_resize(band.astype(np.float32), size) > 0
+    small_inner = (area_resize(hole.astype(np.float32), size) > 0) & ~small_band
+    small = inpaint(_with_deep(area_resize(image, size), small_inner, area_resize(deep, size)), small_band)
+    return area_resize(small, (hole.shape[1], hole.shape[0]))
 
 
 def model_pixels(generated: torch.Tensor) -> np.ndarray:
@@ -175,12 +170,12 @@ def inpaint_bounded(image: np.ndarray, hole: np.ndarray, method: str) -> np.ndar
     if hole.size <= MAX_EDGE_PIXELS:
         return inpaint(image, hole)
     size = _working_size(hole.shape, math.sqrt(MAX_EDGE_PIXELS / hole.size))
-    small_hole = _resize(hole.astype(np.float32), size) > 0
-    small = inpaint(_resize(image, size), small_hole).astype(np.float32)
+    small_hole = area_resize(hole.astype(np.float32), size) > 0
+    small = inpaint(area_resize(image, size), small_hole).astype(np.float32)
     out = image.copy()
     np.copyto(
         out,
-        np.clip(np.rint(_resize(small, (hole.shape[1], hole.shape[0]))), 0, 255).astype(np.uint8),
+        np.clip(np.rint(area_resize(small, (hole.shape[1], hole.shape[0]))), 0, 255).astype(np.uint8),
         where=hole[..., None],
     )
     return out
@@ -197,8 +192,7 @@ def _window_fill(generated: torch.Tensor, shape: tuple[int, int], base: BlendBas
     assert generated.dim() == 3 and generated.shape[0] in (1, 3), tuple(generated.shape)
     small = model_pixels(generated)
     height, width = shape
-    shrink = height < small.shape[0] or width < small.shape[1]
-    crop = cv2.resize(small, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    crop = area_resize(small, (width, height), cv2.INTER_CUBIC)
     return crop if base is None else blend_with(base, crop)
 
 

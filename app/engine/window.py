@@ -11,14 +11,10 @@ instead, as the first release did for every upload.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+
+from app.engine.resize import box_resize
 
 Window = tuple[slice, slice]
-
-
-def box_resize(plane: np.ndarray, resolution: int) -> np.ndarray:
-    """Area-average one float plane to (R, R): each output pixel sees exactly the source pixels under it."""
-    return np.asarray(Image.fromarray(plane.astype(np.float32)).resize((resolution, resolution), Image.Resampling.BOX))
 
 
 def _best_square(hole: np.ndarray) -> Window:

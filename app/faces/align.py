@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from app.engine.window import box_resize
+from app.engine.resize import box_resize
 from training.data import to_signed
 from training.framing_net import CROP, TEMPLATE
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import dlib
 import numpy as np
 
 from app.engine.inpaint import telea
+from app.engine.resize import scale_by
 
 Source = Literal["detected", "given"]
 # the 5-point model's parts: two corners of each eye, then the base of the nose
@@ -88,16 +88,10 @@ class Face:
     confirmed: bool = True  # a caller's box: whether a detector, looking closer, sees a face in it
 
 
-def _scaled(picture: np.ndarray, scale: float) -> np.ndarray:
-    """`picture` resized by `scale` (area average down, cubic up), contiguous for dlib."""
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    return np.ascontiguousarray(cv2.resize(picture, None, fx=scale, fy=scale, interpolation=interpolation))
-
-
 def _shrunk(picture: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """`picture` brought down to at most `side` pixels a side (area average), contiguous for dlib, and its scale."""
     scale = min(1.0, side / max(picture.shape[:2]))
-    return (_scaled(picture, scale) if scale < 1.0 else np.ascontiguousarray(picture)), scale
+    return (scale_by(picture, scale) if scale < 1.0 else np.ascontiguousarray(picture)), scale
 
 
 def _box(rect: dlib.rectangle, scale: float, left: int = 0, top: int = 0) -> Box:
@@ -165,7 +159,7 @@ class FaceLocator:
         for grow, threshold in CLOSER_LOOKS:
             top, left, bottom, right = _neighbourhood(hole, grow)
             scale = min(CLOSER_SIDE / max(bottom - top, right - left), MAX_CLOSER_ZOOM)
-            picture = _scaled(prefilled[top:bottom, left:right], scale)
+            picture = scale_by(prefilled[top:bottom, left:right], scale)
             rects, scores, _ = detector.run(picture, 1, threshold)
             found += [(_box(rect, scale, left, top), float(score)) for rect, score in zip(rects, scores, strict=True)]
         return [(box, score) for box, score in found if _covered(hole, box).any()]
@@ -221,7 +215,7 @@ class FaceLocator:
         bottom, right = min(height, box.y + box.h + grow), min(width, box.x + box.w + grow)
         if bottom - top < 2 or right - left < 2:
             return False
-        picture = _scaled(prefilled[top:bottom, left:right], CONFIRM_SIDE / max(box.w, box.h))
+        picture = scale_by(prefilled[top:bottom, left:right], CONFIRM_SIDE / max(box.w, box.h))
         detector, _ = self._models()
         _, scores, _ = detector.run(picture, 0, CONFIRM_HOG_SCORE)
         if len(scores):

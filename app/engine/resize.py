@@ -1,0 +1,44 @@
+"""The service's image resizes, all in one place; each differs from the others for a reason its docstring gives.
+
+The training set's own preprocessing (centre crop, Lanczos) is `training.data.square_resize`: it stays
+in training, which never imports the service.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+
+def box_resize(plane: np.ndarray, resolution: int) -> np.ndarray:
+    """Area-average one float plane to (R, R): each output pixel sees exactly the source pixels under it.
+
+    PIL's BOX filter counts each source pixel wholly, with equal weight, toward the output pixel whose
+    footprint holds its centre; OpenCV's area filter (`area_resize`) splits a pixel that straddles two
+    footprints between both. So marking a model pixel as hole wherever any source pixel under it is one
+    makes every known model pixel an average of known source pixels only, and a hole pixel costs one
+    model pixel, not two (`prepare`, `model_window`, `app.faces.align.warp_in`).
+    """
+    return np.asarray(Image.fromarray(plane.astype(np.float32)).resize((resolution, resolution), Image.Resampling.BOX))
+
+
+def area_resize(array: np.ndarray, size: tuple[int, int], up: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """(H, W[, C]) to `size` = (width, height): area average where either side shrinks, else `up`.
+
+    Bilinear (the default) for working-size round trips whose content is smooth or classical (the
+    Poisson correction, the bounded edge fill); cv2.INTER_CUBIC for the generator's answer brought
+    up to the photo, where its detail shows.
+    """
+    shrink = size[0] < array.shape[1] or size[1] < array.shape[0]
+    return cv2.resize(array, size, interpolation=cv2.INTER_AREA if shrink else up)
+
+
+def scale_by(picture: np.ndarray, scale: float) -> np.ndarray:
+    """`picture` resized by the factor `scale` (area average down, cubic up), as a fresh contiguous array.
+
+    By a factor, not to a size: OpenCV then maps pixels by `scale` exactly rather than by the rounded
+    size's ratio, so boxes a detector finds map back by the same factor (`app.faces.locate`).
+    """
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(picture, None, fx=scale, fy=scale, interpolation=interpolation))
