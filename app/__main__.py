@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import torch
 from pydantic import ValidationError
@@ -24,11 +24,10 @@ from app.bench.options import add_arguments as add_bench_arguments
 from app.config import Settings, describe_errors
 from app.engine.depth import EDGE_NAMES, edge_fill
 from app.engine.errors import EngineError
-from app.engine.kinds import Job, Limits, Params
+from app.engine.kinds import Job, Limits, Params, RequestParameter, request_parameters
 from app.engine.precision import cuda_flags
 from app.engine.precision import resolve as resolve_precision
 from app.engine.restore import Restoration
-from app.engine.search import INITS
 from app.quality import cli as quality_cli
 from app.store import ModelEntry, ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
@@ -43,11 +42,29 @@ def _positive(text: str) -> int:
     return value
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+def _at_least(minimum: int | None, kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A flag's parser for numbers of `kind` no smaller than `minimum` (None: any)."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _add_kind_flag(parser: argparse.ArgumentParser, parameter: RequestParameter, kinds: list[str]) -> None:
+    """`--name` for one kind parameter, from the kind's own description (as the route's form field is)."""
+    flag = f"--{parameter.name.replace('_', '-')}"
+    help_text = f"{parameter.description} Kind {', '.join(kinds)} only."
+    choices = get_args(parameter.annotation) if get_origin(parameter.annotation) is Literal else None
+    if choices:
+        parser.add_argument(flag, dest=parameter.name, choices=choices, help=help_text)
+    else:
+        parser.add_argument(
+            flag, dest=parameter.name, type=_at_least(parameter.minimum, parameter.annotation), help=help_text
+        )
 
 
 def _settings(**overrides: Any) -> Settings | None:
@@ -148,7 +165,7 @@ def _pair(inputs: Path, masks: Path | None) -> list[tuple[Path, Path | None]]:
 
 def _params(entry: ModelEntry, args: argparse.Namespace) -> Params:
     """The model's kind makes its parameters from the flags; one it does not take is a ParamsError naming it."""
-    sent = {name: getattr(args, name) for name in ("init", "iterations", "restarts", "seed")}
+    sent = {name: getattr(args, name) for name in request_parameters()} | {"seed": args.seed}
     return entry.served.params(sent, entry.facts, Limits())
 
 
@@ -230,13 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     offline.add_argument("--model", default="faces", help="name or name:version (default faces, latest version)")
     offline.add_argument("--model-store", type=Path, help="default IMGCOMP_MODEL_STORE or model_store")
     offline.add_argument("--device", help="cpu or cuda:N (default: the first of IMGCOMP_DEVICES)")
-    offline.add_argument(
-        "--init", choices=INITS, help="search start (default: encoder where the model has one, else random)"
-    )
-    offline.add_argument(
-        "--iterations", type=_non_negative, help="iterations per restart, 0 = encoder's guess (default: the start's)"
-    )
-    offline.add_argument("--restarts", type=_positive, help="restarts per image, best loss wins (default: the start's)")
+    for parameter, kinds in request_parameters().values():
+        _add_kind_flag(offline, parameter, kinds)
     offline.add_argument("--seed", type=int, default=0, help="same seed, same result (default 0)")
     offline.add_argument("--blend", choices=("poisson", "none"), default="poisson", help="seam blending")
     offline.add_argument(

@@ -187,7 +187,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=list(EXPOSED_HEADERS),
         )
-    routers = [complete.router, locate.router, models.router, health.router]
+    routers = [complete.router(), locate.router, models.router, health.router]
     if settings.metrics_port is None:
         routers.append(health.metrics_router)
     for router in routers:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -48,7 +49,7 @@ from app.config import Settings
 from app.engine.compose import FinishPlan
 from app.engine.depth import EdgeFill, edge_fill
 from app.engine.errors import EngineError, ParamsError
-from app.engine.kinds import Job, Params, Report
+from app.engine.kinds import Job, Params, Report, RequestParameter, request_parameters
 from app.engine.restore import Restoration
 from app.engine.search import Init, SearchResult
 from app.faces.paste import FaceFill, paste_faces
@@ -57,11 +58,8 @@ from app.scheduler import DeadlineExceeded, QueueFullError, ShuttingDownError
 from app.store import ModelEntry
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["completion"])
 EdgeName = Literal["telea", "ns", "none"]  # app.engine.depth.EDGE_NAMES
 
-# the form fields a model's kind takes or refuses (`ServedKind.params`); `seed` every kind takes
-KIND_PARAMETERS = ("iterations", "restarts", "init")
 # past its deadline the pool answers within a step; waiting this much longer only catches a step that hangs
 _STUCK_STEP_SLACK_S = 2.0
 
@@ -226,13 +224,6 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
-@router.post(
-    "/complete",
-    response_class=Response,
-    responses=_RESPONSES,
-    summary="Restore the masked part of a photo",
-    dependencies=[Depends(require_token)],
-)
 async def complete(
     request: Request,
     settings: SettingsDep,
@@ -251,33 +242,14 @@ async def complete(
         str | None,
         Form(
             description="`name` (latest version) or `name:version`; default: the server's default model. "
-            "A one-pass model (kind `glcic`, e.g. `faces-glcic`) completes in one forward pass and takes no "
-            "`iterations`, `restarts` or `init` (422 if sent).",
+            "Each model's kind takes its own parameters (`GET /v1/models` lists them; 422 for the others): "
+            "a one-pass model (kind `glcic`, e.g. `faces-glcic`) completes in one forward pass and takes none.",
             examples=["faces", "faces:1", "faces-glcic"],
         ),
     ] = None,
-    iterations: Annotated[
-        int | None,
-        Form(
-            ge=0,
-            description="Search iterations per restart (server default and maximum apply); 0 with init=encoder "
-            "answers the encoder's guess G(E(x)) in one pass. Search models only.",
-            examples=[100],
-        ),
-    ] = None,
-    restarts: Annotated[
-        int | None,
-        Form(ge=1, description="Independent searches; the lowest loss wins. Search models only.", examples=[2]),
-    ] = None,
+    *,
+    kind_parameters: dict[str, Any],  # the kinds' own form fields (see `router`), None where not sent
     seed: Annotated[int, Form(ge=0, le=2**63 - 1, description="Same seed, same upload: same result.")] = 0,
-    init: Annotated[
-        Init | None,
-        Form(
-            description="Where the search starts: `encoder` (the model's guess from the damaged photo; the default "
-            "where the model has an encoder) or `random` (a seeded random z; the default otherwise). "
-            "Search models only."
-        ),
-    ] = None,
     blend: Annotated[Literal["poisson", "none"], Form(description="Poisson seam blending, or none.")] = "poisson",
     edge: Annotated[
         EdgeName,
@@ -321,7 +293,7 @@ async def complete(
     started = time.perf_counter()
     entry: ModelEntry = store.resolve(model)
     request.state.model = entry.name
-    sent = dict(zip(KIND_PARAMETERS, (iterations, restarts, init), strict=True)) | {"seed": seed}
+    sent = kind_parameters | {"seed": seed}
     params = _params(settings, entry, sent)
     limit = _check_timeout(settings, timeout)
     family = face_models(settings, store, model, entry) if region != "whole" else None
@@ -453,3 +425,54 @@ async def complete(
         # base64 and JSON of the whole image take tens of milliseconds for a large one: not on the event loop
         return Response(await run(_json_answer, body, fields), media_type="application/json", headers=headers)
     return Response(body, media_type=MEDIA_TYPES[output_format], headers=headers)
+
+
+def _form_field(parameter: RequestParameter, kinds: list[str]) -> inspect.Parameter:
+    """The form field of one kind parameter: its type, least value and description, and which kinds take it."""
+    description = f"{parameter.description} Models of kind {', '.join(kinds)} take it (422 from the others)."
+    examples = None if parameter.example is None else [parameter.example]
+    field = Form(ge=parameter.minimum, description=description, examples=examples)
+    annotation = Annotated[parameter.annotation | None, field]  # type: ignore[name-defined]
+    return inspect.Parameter(parameter.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
+def _kind_form() -> Callable[..., dict[str, Any]]:
+    """A dependency that reads every registered kind's request parameters from the form, None where not sent."""
+
+    def sent(**values: Any) -> dict[str, Any]:
+        return values
+
+    fields = [_form_field(parameter, kinds) for parameter, kinds in request_parameters().values()]
+    sent.__signature__ = inspect.Signature(fields)  # type: ignore[attr-defined]
+    return sent
+
+
+def router() -> APIRouter:
+    """`POST /complete`, with a form field for each request parameter of the kinds registered now.
+
+    The kinds own their parameters (`app.engine.kinds.RequestParameter`): a new kind with its own
+    parameter gets its field, its validation and its OpenAPI entry here without an edit.
+    """
+    signature = inspect.signature(complete)
+    kind_form = Annotated[dict[str, Any], Depends(_kind_form())]
+    fields = [
+        field.replace(annotation=kind_form) if field.name == "kind_parameters" else field
+        for field in signature.parameters.values()
+    ]
+
+    async def endpoint(**arguments: Any) -> Response:
+        return await complete(**arguments)
+
+    endpoint.__signature__ = signature.replace(parameters=fields)  # type: ignore[attr-defined]
+    routes = APIRouter(tags=["completion"])
+    routes.add_api_route(
+        "/complete",
+        endpoint,
+        methods=["POST"],
+        name="complete",
+        response_class=Response,
+        responses=_RESPONSES,
+        summary="Restore the masked part of a photo",
+        dependencies=[Depends(require_token)],
+    )
+    return routes

@@ -10,7 +10,6 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from app.api.auth import require_admin_token
-from app.api.complete import KIND_PARAMETERS
 from app.api.deps import BackendDep, ServicesDep, StoreDep
 from app.api.problems import MEDIA_TYPE, Problem, problem_body
 from app.reload import ReloadRefusedError, prepare_reload, publish_model_info
@@ -28,7 +27,7 @@ class ModelInfo(BaseModel):
     key: str
     latest: bool
     kind: str  # search (the latent search) or glcic (one pass)
-    parameters: list[str]  # of `iterations`, `restarts`, `init`: the ones its kind takes (422 for the others)
+    parameters: list[str]  # the request parameters its kind takes (`ServedKind.request`; 422 for the others)
     resolution: int
     encoder: bool
     dataset: str
@@ -56,7 +55,7 @@ async def list_models(request: Request, store: StoreDep, backend: BackendDep) ->
                 key=entry.key,
                 latest=latest,
                 kind=entry.kind,
-                parameters=[name for name in KIND_PARAMETERS if name in entry.served.parameters],
+                parameters=[parameter.name for parameter in entry.served.request],
                 resolution=entry.resolution,
                 encoder=entry.has_encoder,
                 dataset=entry.dataset,

@@ -22,7 +22,7 @@ from app.engine.errors import ParamsError
 from app.engine.flops import flops_per_completion, flops_per_image_iteration
 from app.engine.onepass import OnePassJob, OnePassParams, OnePassRunner
 from app.engine.runner import SearchRunner
-from app.engine.search import SearchJob, SearchParams, SearchResult, params_for
+from app.engine.search import Init, SearchJob, SearchParams, SearchResult, params_for
 from app.engine.stepping import StepOptions
 from training.checkpoint import LoadedModel
 from training.glcic import CompletionNetwork
@@ -102,6 +102,18 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class RequestParameter:
+    """One parameter a caller may send for a kind: a form field of `POST /complete`, a flag of
+    `python -m app complete`, a name in `GET /v1/models`. The kind's `params` checks what was sent."""
+
+    name: str
+    annotation: Any  # int, float, or a Literal of the choices
+    description: str
+    minimum: int | None = None  # the least value a number may take
+    example: Any = None
+
+
+@dataclass(frozen=True)
 class Report:
     """What an answer says about the work behind it (headers and JSON)."""
 
@@ -111,10 +123,12 @@ class Report:
 
 
 class ServedKind(ABC):
-    """One kind as the service runs it. `parameters` are the request parameters it takes (beyond `seed`)."""
+    """One kind as the service runs it. `parameters`: all its `params` takes (beyond `seed`), tuning knobs
+    of the offline tools included; `request`: those of them a caller of the service or the CLI may send."""
 
     model: ModelKind
     parameters: frozenset[str] = frozenset()
+    request: tuple[RequestParameter, ...] = ()
 
     @property
     def name(self) -> str:
@@ -162,6 +176,23 @@ class SearchKind(ServedKind):
 
     model = KINDS["search"]
     parameters = frozenset(SearchParams.__dataclass_fields__) - COMMON_PARAMETERS  # iterations, restarts, init, ...
+    request = (
+        RequestParameter(
+            "iterations",
+            int,
+            "Search iterations per restart (default: the start's measured budget, within a server's maximum); "
+            "0 with init=encoder answers the encoder's guess G(E(x)) in one pass.",
+            minimum=0,
+            example=100,
+        ),
+        RequestParameter("restarts", int, "Independent searches; the lowest loss wins.", minimum=1, example=2),
+        RequestParameter(
+            "init",
+            Init,
+            "Where the search starts: `encoder` (the model's guess from the damaged photo; the default where "
+            "the model has an encoder) or `random` (a seeded random z; the default otherwise).",
+        ),
+    )
 
     def params(self, sent: Mapping[str, Any], model: ModelFacts, limits: Limits) -> SearchParams:
         self.refuse_others(sent, model)
@@ -247,9 +278,27 @@ def served_kind(name: str) -> ServedKind:
     return _SERVED[name]
 
 
+def request_parameters() -> dict[str, tuple[RequestParameter, list[str]]]:
+    """Every request parameter of the registered kinds, with the kinds that take it, in registration order."""
+    found: dict[str, tuple[RequestParameter, list[str]]] = {}
+    for kind in _SERVED.values():
+        for parameter in kind.request:
+            known, kinds = found.setdefault(parameter.name, (parameter, []))
+            if known != parameter:
+                raise ValueError(f"kinds {kinds[0]} and {kind.name} define request parameter {parameter.name!r} apart")
+            kinds.append(kind.name)
+    return found
+
+
 def completing() -> frozenset[str]:
     """The kinds the service completes photos with (not the helper networks, such as face framing)."""
     return frozenset(_SERVED)
+
+
+def _check(kind: ServedKind) -> None:
+    unknown = {parameter.name for parameter in kind.request} - kind.parameters
+    if unknown:
+        raise ValueError(f"kind {kind.name!r} lists request parameters its params do not take: {sorted(unknown)}")
 
 
 @contextmanager
@@ -257,6 +306,7 @@ def registered(kind: ServedKind) -> Iterator[ServedKind]:
     """`kind` known to the checkpoint reader and the service while the block runs (a test's own kind)."""
     if kind.name in KINDS or kind.name in _SERVED:
         raise ValueError(f"kind {kind.name!r} is already registered")
+    _check(kind)
     KINDS[kind.name] = kind.model
     _SERVED[kind.name] = kind
     try:
@@ -265,6 +315,8 @@ def registered(kind: ServedKind) -> Iterator[ServedKind]:
         del KINDS[kind.name], _SERVED[kind.name]
 
 
+for _kind in _SERVED.values():
+    _check(_kind)
 assert {name for name, kind in KINDS.items() if kind.completes} <= set(_SERVED), (
     "every model kind the checkpoint reader completes with needs an entry here"
 )
