@@ -17,6 +17,7 @@ import pytest
 from app.api import complete
 from app.api.admission import BoundedExecutor
 from app.config import Settings
+from app.engine import restore
 from app.engine.batch import SearchBatch
 from app.scheduler import QueueFullError
 from tests.app.conftest import (
@@ -125,7 +126,7 @@ def test_the_post_processing_backlog_is_bounded() -> None:
 def test_blending_and_encoding_answer_within_the_deadline(
     make_settings: Callable[[], Settings], faces: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    finish = _Held(monkeypatch, complete, "finish_planned")  # the blend after the search
+    finish = _Held(monkeypatch, restore, "finish_planned")  # the blend after the search
     with running(make_settings()) as url, httpx.Client(base_url=url, timeout=60) as http:
         started = time.monotonic()
         response = good_request_with(http, faces[530], timeout="1")
