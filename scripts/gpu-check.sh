@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with a CUDA GPU, in under 8 minutes, with the project's own commands,
-#   1. the CUDA tests (tests/pool/test_cuda.py): the pool serving both model kinds (search, glcic) in
+#   1. the CUDA tests (tests/pool/test_cuda.py, tests/engine/test_cuda_step.py: a step without host waits): the pool serving both model kinds (search, glcic) in
 #      bf16 and fp16 against the CPU's fp32 answers, the encoder's start, a reload through HTTP;
 #   2. `python -m app bench` on 64x64 faces: latency at one client and throughput at 32 and 128 clients
 #      through HTTP for both kinds in bf16 and fp16 (--defaults), and the search's iteration-level engine
@@ -164,7 +164,7 @@ EOF
 fi
 
 # 1. the CUDA tests (they skip without CUDA: on the CPU this still imports and collects them)
-step cuda-tests 240 "$PYTHON" -m pytest -q -rA -p no:cacheprovider tests/pool/test_cuda.py
+step cuda-tests 240 "$PYTHON" -m pytest -q -rA -p no:cacheprovider tests/pool/test_cuda.py tests/engine/test_cuda_step.py
 
 # 2. the service's bench on 64x64 faces: both kinds through HTTP, then the search's engine. The shipped
 # versions are linked in under names outside IMGCOMP_FACE_MODELS, so every upload (a whole 64x64 face crop)
