@@ -19,7 +19,7 @@ import torch
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from app.api.uploads import MEDIA_TYPES, Upload, UploadError, decode_upload, encode_image, in_upload_space
+from app.api.uploads import MEDIA_TYPES, Upload, UploadError, begin_restoration, decode_upload, restored_file
 from app.bench.options import add_arguments as add_bench_arguments
 from app.config import Settings, describe_errors
 from app.engine.depth import EDGE_NAMES, edge_fill
@@ -33,13 +33,6 @@ from app.store import ModelEntry, ModelStore, UnknownModelError
 from training.checkpoint import CheckpointError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _at_least(minimum: int | None, kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -200,7 +193,7 @@ def _complete(args: argparse.Namespace) -> int:
                 try:
                     mask = mask_path.read_bytes() if mask_path is not None else None
                     upload = decode_upload(image_path.read_bytes(), mask, settings.max_image_pixels)
-                    restoration = Restoration.begin(upload.image, upload.hole, entry.resolution, upload.model_image)
+                    restoration = begin_restoration(upload, entry.resolution)
                 except (UploadError, EngineError) as error:
                     tqdm.write(f"skipped {image_path.name}: {error}", file=sys.stderr)
                     failures += 1
@@ -210,9 +203,8 @@ def _complete(args: argparse.Namespace) -> int:
             results = runner.run([job for *_, job in chunk]) if chunk else []
             for (image_path, upload, restoration, _), result in zip(chunk, results, strict=True):
                 plan = restoration.plan(args.blend, edge_fill(args.edge))
-                restored = restoration.finish(in_upload_space(upload, result.generated), plan)
                 target = args.out / f"{image_path.stem}.{args.format}"
-                target.write_bytes(encode_image(restored, args.format, upload.icc_profile))
+                target.write_bytes(restored_file(upload, restoration, result.generated, plan, args.format))
                 progress.update()
     return 1 if failures else 0
 
@@ -258,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="classical fill at the photo's size near the hole's edge (default telea; none: generator only)",
     )
     offline.add_argument("--format", choices=tuple(MEDIA_TYPES), default="png", help="output encoding (default png)")
-    offline.add_argument("--batch-size", type=_positive, default=8, help="images searched together (default 8)")
+    offline.add_argument("--batch-size", type=_at_least(1, int), default=8, help="images searched together (default 8)")
     offline.set_defaults(handler=_complete)
     quality_cli.add_parser(commands)  # evaluate: the search against classical inpainting (app/quality)
     return parser

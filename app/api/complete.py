@@ -40,13 +40,14 @@ from app.api.uploads import (
     MEDIA_TYPES,
     OutputFormat,
     Upload,
+    begin_restoration,
     declared_pixels,
     decode_upload,
     encode_image,
     in_upload_space,
+    restored_file,
 )
 from app.config import Settings
-from app.engine.compose import FinishPlan
 from app.engine.depth import EdgeFill, edge_fill
 from app.engine.errors import EngineError, ParamsError
 from app.engine.kinds import Job, Params, Report, RequestParameter, request_parameters
@@ -150,30 +151,13 @@ async def _await_search(request: Request, future: asyncio.Future[SearchResult], 
     raise TimeoutError
 
 
-def _restoration(upload: Upload, resolution: int) -> Restoration:
-    """The upload on its way through a model: the model sees its sRGB pixels, its own come back."""
-    return Restoration.begin(upload.image, upload.hole, resolution, upload.model_image)
-
-
 def _take(
     image_data: bytes, mask_data: bytes | None, max_pixels: int, resolution: int | None
 ) -> tuple[Upload, float, Restoration | None]:
     """The decoded upload, when decoding ended, and with `resolution`, its restoration begun: one thread hop."""
     upload = decode_upload(image_data, mask_data, max_pixels)
     decoded = time.perf_counter()
-    return upload, decoded, _restoration(upload, resolution) if resolution is not None else None
-
-
-def _finish(
-    upload: Upload,
-    restoration: Restoration,
-    generated: Any,
-    plan: FinishPlan,
-    output_format: OutputFormat,
-    known: list[Band] | None,
-) -> bytes:
-    restored = restoration.finish(in_upload_space(upload, generated), plan)
-    return encode_image(restored, output_format, upload.icc_profile, known)
+    return upload, decoded, begin_restoration(upload, resolution) if resolution is not None else None
 
 
 def _finish_faces(
@@ -367,13 +351,13 @@ async def complete(
             )
         else:
             if restoration is None:
-                restoration = await run(_restoration, upload, entry.resolution)
+                restoration = await run(begin_restoration, upload, entry.resolution)
             # what finishing needs from the upload alone is made while the search runs
             planning = run(restoration.plan, blend, edge_setting)
             result = await search(entry.key, restoration.job(entry.served, params))
             searched = time.perf_counter()
             known = await compressing if compressing is not None else None
-            finishing = run(_finish, upload, restoration, result.generated, await planning, output_format, known)
+            finishing = run(restored_file, upload, restoration, result.generated, await planning, output_format, known)
     except (DeadlineExceeded, TimeoutError):
         raise Problem(
             "timeout", f"the search did not finish within {limit:g} s: retry later or with fewer iterations"

@@ -33,6 +33,8 @@ from PIL import Image, ImageCms
 
 from app.api.colour import from_srgb, read_profile, to_srgb
 from app.api.png import Band, encode_png
+from app.engine.compose import FinishPlan
+from app.engine.restore import Restoration
 from training.data import to_signed, to_uint8
 
 OutputFormat = Literal["png", "jpeg", "webp"]
@@ -253,6 +255,24 @@ def in_upload_space(upload: Upload, generated: torch.Tensor) -> torch.Tensor:
     pixels = to_uint8(generated.cpu()).expand(3, -1, -1).permute(1, 2, 0).contiguous().numpy()
     converted = torch.from_numpy(from_srgb(pixels, upload.icc_profile).copy())
     return to_signed(converted.permute(2, 0, 1))
+
+
+def begin_restoration(upload: Upload, resolution: int) -> Restoration:
+    """The upload on its way through a model: the model sees its sRGB pixels, its own come back."""
+    return Restoration.begin(upload.image, upload.hole, resolution, upload.model_image)
+
+
+def restored_file(
+    upload: Upload,
+    restoration: Restoration,
+    generated: torch.Tensor,
+    plan: FinishPlan,
+    output_format: OutputFormat,
+    known: list[Band] | None = None,
+) -> bytes:
+    """The model's answer in the upload's colours, finished into the photo by `plan` and encoded."""
+    restored = restoration.finish(in_upload_space(upload, generated), plan)
+    return encode_image(restored, output_format, upload.icc_profile, known)
 
 
 def encode_image(
