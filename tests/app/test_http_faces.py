@@ -116,8 +116,8 @@ def test_a_face_no_framing_explains_is_refused_and_gets_the_classical_fill(faces
     assert response.headers["x-faces"] == "0"
 
 
-def test_two_faces_under_one_hole_are_both_restored(http: httpx.Client, held_out) -> None:  # noqa: F811
-    """Two held-out faces side by side, one block across both pairs of eyes: two jobs, one answer."""
+def _two_faces_under_one_block(held_out) -> tuple[np.ndarray, np.ndarray]:  # noqa: F811
+    """Two held-out faces side by side at 180 px, one block across both pairs of eyes."""
     canvas = np.full((300, 400, 3), 90, dtype=np.uint8)
     hole = np.zeros((300, 400), dtype=bool)
     for k, left in enumerate((10, 210)):
@@ -125,6 +125,12 @@ def test_two_faces_under_one_hole_are_both_restored(http: httpx.Client, held_out
         canvas[60:240, left : left + 180] = face
     (x0, y0), (x1, y1) = FACE_BOXES["eyes"]
     hole[60 + int(y0 * 0.9) : 60 + int(y1 * 0.9), 10 + int(x0 * 0.9) : 210 + int(x1 * 0.9)] = True
+    return canvas, hole
+
+
+def test_two_faces_under_one_hole_are_both_restored(http: httpx.Client, held_out) -> None:  # noqa: F811
+    """Two faces, one hole: two jobs, one answer."""
+    canvas, hole = _two_faces_under_one_block(held_out)
     damaged = canvas.copy()
     damaged[hole] = 0
     response = _post(http, damaged, hole)
@@ -132,6 +138,52 @@ def test_two_faces_under_one_hole_are_both_restored(http: httpx.Client, held_out
     restored = [face for face in response.json()["faces"] if face["status"] == "restored"]
     assert len(restored) == 2, response.json()["faces"]
     assert np.array_equal(_image(response.json())[~hole], canvas[~hole])
+
+
+def test_faces_over_the_servers_cap_are_reported_and_take_the_classical_fill(
+    faces_store: Path,
+    held_out,  # noqa: F811
+) -> None:
+    """IMGCOMP_MAX_FACES bounds the searches a photo costs: with a cap of one, the second face is reported
+    `over-the-cap` and its part of the hole gets the classical fill, not a face."""
+    canvas, hole = _two_faces_under_one_block(held_out)
+    damaged = canvas.copy()
+    damaged[hole] = 0
+    with serving(faces_store, default_model="faces", face_models=("faces",), max_faces=1) as client:
+        response = _post(client, damaged, hole)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert sorted(face["status"] for face in answer["faces"]) == ["over-the-cap", "restored"], answer["faces"]
+    assert response.headers["x-faces"] == "1" and answer["fallback"] == "classical"
+    capped = next(face for face in answer["faces"] if face["status"] == "over-the-cap")
+    x, y, w, h = capped["box"]
+    on_capped = hole.copy()
+    on_capped[:, : max(x, 0)] = on_capped[:, x + w :] = False
+    on_capped[: max(y, 0)] = on_capped[y + h :] = False
+    out = _image(answer)
+    assert np.array_equal(out[~hole], canvas[~hole])
+    classical = telea(damaged, hole)
+    assert np.abs(out[on_capped].astype(int) - classical[on_capped]).mean() < 8
+
+
+def test_a_face_below_the_floor_is_too_small_and_the_photo_gets_the_whole_answer(
+    http: httpx.Client,
+    held_out,  # noqa: F811
+) -> None:
+    """A face smaller than IMGCOMP_MIN_FACE_PX (32 px) is a few model pixels: reported `too-small`, never
+    searched, and with no face restored the photo takes the whole-photo answer."""
+    canvas = np.full((160, 200, 3), 90, dtype=np.uint8)
+    canvas[60:84, 80:104] = np.asarray(Image.fromarray(held_out[4][1]).resize((24, 24), Image.Resampling.LANCZOS))
+    hole = np.zeros((160, 200), dtype=bool)
+    hole[66:72, 84:100] = True
+    damaged = canvas.copy()
+    damaged[hole] = 0
+    auto = _post(http, damaged, hole, faces="80,60,24,24")
+    whole = _post(http, damaged, hole, region="whole")
+    assert auto.status_code == whole.status_code == 200, auto.text
+    assert [face["status"] for face in auto.json()["faces"]] == ["too-small"]
+    assert auto.headers["x-faces"] == "0" and auto.json()["fallback"] == "whole"
+    assert auto.json()["image"] == whole.json()["image"]
 
 
 def test_an_aligned_crop_takes_the_whole_photo_answer(http: httpx.Client, held_out) -> None:  # noqa: F811
