@@ -256,10 +256,14 @@ class OnePassKind(ServedKind):
     def runner(
         self, model: LoadedModel, device: torch.device, precision: str, options: StepOptions | None = None
     ) -> OnePassRunner:
-        """One forward per job and no table to pad, so the step's options do not apply."""
+        """The completion network's runner, its padded batch sizes warmed up before it is handed out when `options`
+        say so (as the search's)."""
         completion = model.networks["completion"]
         assert isinstance(completion, CompletionNetwork)
-        return OnePassRunner(completion, device, precision)
+        runner = OnePassRunner(completion, device, precision, options)
+        if runner.options.warm:
+            runner.warm()
+        return runner
 
     def report(self, params: OnePassParams, result: SearchResult) -> Report:
         return Report(params.start, 0, None)

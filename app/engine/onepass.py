@@ -4,6 +4,10 @@
 iteration-level pool runs it beside the search's tables: every job admitted before a step is
 answered by that step, all of them in one batched forward with no backward. A job needs one
 slot for one step; it has no iterations, restarts or start to choose.
+
+Like the search's table, a step's batch is padded with blank rows up to the next of the device's
+fixed sizes (`StepOptions.sizes`), so a compiled or graph-captured forward meets a handful of
+shapes, and the runner can run each size before it serves (`OnePassRunner.warm`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import torch
 from app.engine.errors import EngineError
 from app.engine.precision import autocast_dtype
 from app.engine.search import SearchJob, SearchResult, check_job
-from app.engine.stepping import run_to_end
+from app.engine.stepping import StepOptions, run_to_end
+from app.engine.transfer import to_device
 from training.glcic import CompletionNetwork
 
 
@@ -51,10 +56,17 @@ class OnePassJob:
 class OnePassBatch:
     """Jobs waiting for the next `step()`, which answers every one of them. One worker thread owns it."""
 
-    def __init__(self, network: CompletionNetwork, device: torch.device, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        network: CompletionNetwork,
+        device: torch.device,
+        precision: str = "fp32",
+        options: StepOptions | None = None,
+    ) -> None:
         self.network = network
         self.device = torch.device(device)
         self.dtype = autocast_dtype(precision, self.device)
+        self.options = options or StepOptions()
         self.channels, self.resolution = network.config.channels, network.config.resolution
         self._live: dict[int, tuple[OnePassJob, float]] = {}  # key -> (job, admitted)
         self._results: dict[int, SearchResult] = {}
@@ -73,23 +85,33 @@ class OnePassBatch:
         return key
 
     def step(self) -> list[int]:
-        """One forward over every live job; all of them finish."""
+        """One forward over every live job, padded to the next fixed size; all of them finish."""
         if not self._live:
             return []
         keys = list(self._live)
         jobs = [self._live[key][0] for key in keys]
-        target = torch.stack([job.target for job in jobs]).to(self.device, torch.float32)
-        hole = torch.stack([job.hole for job in jobs])[:, None].to(self.device, torch.float32)
-        context = torch.autocast(self.device.type, self.dtype) if self.dtype else contextlib.nullcontext()
-        with torch.no_grad(), context:
-            completed = self.network(target.masked_fill(hole.bool(), 0.0), hole)
-        completed = completed.float().to("cpu")
+        completed = self.forward([job.target for job in jobs], [job.hole for job in jobs])
         now = time.perf_counter()
         for row, key in enumerate(keys):
             _, admitted = self._live.pop(key)
             # no loss is optimised in one pass: 0 keeps the answer's `loss` a number
             self._results[key] = SearchResult(completed[row].clone(), 0.0, 0, now - admitted)
         return keys
+
+    def forward(self, targets: Sequence[torch.Tensor], holes: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The network's completions of `targets` on the host, (N, C, R, R) float32: one copy of the images and
+        their holes onto the device, blank rows (nothing missing) up to the padded size, one forward."""
+        rows = len(targets)
+        packed = torch.empty(self.options.padded(rows), self.channels + 1, self.resolution, self.resolution)
+        packed[rows:] = 0.0
+        packed[:rows, : self.channels] = torch.stack(list(targets))
+        packed[:rows, self.channels] = torch.stack(list(holes))
+        on_device = to_device(packed, self.device)
+        target, hole = on_device[:, : self.channels], on_device[:, self.channels :]
+        context = torch.autocast(self.device.type, self.dtype) if self.dtype else contextlib.nullcontext()
+        with torch.no_grad(), context:
+            completed = self.network(target.masked_fill(hole.bool(), 0.0), hole)
+        return completed[:rows].float().to("cpu")
 
     def pop(self, key: int) -> SearchResult:
         if key not in self._results:
@@ -106,14 +128,32 @@ class OnePassRunner:
 
     has_encoder = False
 
-    def __init__(self, network: CompletionNetwork, device: torch.device, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        network: CompletionNetwork,
+        device: torch.device,
+        precision: str = "fp32",
+        options: StepOptions | None = None,
+    ) -> None:
         self.device = torch.device(device)
         autocast_dtype(precision, self.device)  # reject a bad precision now, not on the first request
         self.precision = precision
+        self.options = options or StepOptions()
         self.network = network.to(self.device).eval().requires_grad_(False)
 
     def batch(self) -> OnePassBatch:
-        return OnePassBatch(self.network, self.device, self.precision)
+        return OnePassBatch(self.network, self.device, self.precision, self.options)
+
+    def warm(self) -> None:
+        """Two forwards at every padded size before the runner serves, as the search's runner does: the first
+        request at a size then finds its kernels chosen and its memory cached instead of paying for both."""
+        batch = self.batch()
+        side, channels = self.network.config.resolution, self.network.config.channels
+        hole = torch.zeros(side, side, dtype=torch.bool)
+        hole[side // 4 : side - side // 4, side // 4 : side - side // 4] = True
+        for size in self.options.sizes:
+            for _ in range(2):
+                batch.forward([torch.zeros(channels, side, side)] * size, [hole] * size)
 
     def run(self, jobs: Sequence[OnePassJob]) -> list[SearchResult]:
         """Every job in one forward; results in job order."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,6 +14,8 @@ from app.engine.kinds import completing as completing_kinds
 from app.engine.kinds import served_kind
 from app.engine.onepass import OnePassBatch, OnePassJob, OnePassRunner
 from app.engine.search import SearchJob, SearchParams
+from app.engine.stepping import StepOptions
+from training.checkpoint import LoadedModel
 from training.glcic import CompletionNetwork, GlcicConfig
 from training.kinds import KINDS
 
@@ -72,3 +78,43 @@ def test_jobs_it_cannot_run_fail_alone(runner: OnePassRunner) -> None:
     with pytest.raises(EngineError, match="shape"):
         batch.add(OnePassJob(torch.zeros(3, 16, 16), torch.ones(16, 16, dtype=torch.bool)))
     assert batch.live_slots == 0
+
+
+@contextmanager
+def forwards(network: torch.nn.Module) -> Iterator[list[int]]:
+    """The batch size of every forward of `network` while inside."""
+    sizes: list[int] = []
+    handle = network.register_forward_pre_hook(lambda _, inputs: sizes.append(inputs[0].shape[0]))
+    try:
+        yield sizes
+    finally:
+        handle.remove()
+
+
+def test_a_step_is_padded_to_the_next_fixed_size_and_the_padding_changes_no_answer(runner: OnePassRunner) -> None:
+    """Three jobs run as a batch of 8 with sizes (2, 8): blank rows fill it, and the three answers are the ones
+    the exact batch gives (a compiled or graph-captured forward then meets only the fixed sizes)."""
+    jobs = [_job(seed) for seed in range(3)]
+    exact = runner.run(jobs)
+    padded = OnePassRunner(runner.network, torch.device("cpu"), options=StepOptions(sizes=(2, 8)))
+    with forwards(runner.network) as sizes:
+        answers = padded.run(jobs)
+        padded.run(jobs[:1])
+        padded.run([_job(seed % 3) for seed in range(9)])  # above every size: the exact count
+    assert sizes == [8, 2, 9]
+    for one, other in zip(answers, exact, strict=True):
+        torch.testing.assert_close(one.generated, other.generated, rtol=1e-5, atol=1e-5)
+        assert one.generated.shape == (3, 32, 32)
+
+
+def test_the_kinds_runner_warms_every_size_before_it_serves_when_asked(runner: OnePassRunner) -> None:
+    """Two forwards at each padded size when the options warm (at start-up, before /readyz, and for a reloaded
+    version), none when they do not (the CPU's default)."""
+    model = LoadedModel(KINDS["glcic"], "tiny-glcic", "1", CONFIG, {"completion": runner.network}, {}, Path("."))
+    kind = served_kind("glcic")
+    with forwards(runner.network) as sizes:
+        built = kind.runner(model, torch.device("cpu"), "fp32", StepOptions(sizes=(1, 4), warm=True))
+    assert sizes == [1, 1, 4, 4] and built.options.sizes == (1, 4)
+    with forwards(runner.network) as sizes:
+        kind.runner(model, torch.device("cpu"), "fp32", StepOptions(sizes=(1, 4)))
+    assert sizes == []
