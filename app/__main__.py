@@ -72,7 +72,7 @@ def _settings(**overrides: Any) -> Settings | None:
 
 def _serve(args: argparse.Namespace) -> int:
     from app.main import create_app
-    from app.serving import STARTUP_FAILED, STARTUP_FAILED_LINE, configure_logging, serve_app
+    from app.serving import STARTUP_FAILED, STARTUP_FAILED_LINE, configure_logging, serve_app, tcp_listener
     from app.supervisor import supervise
 
     settings = _settings(host=args.host, port=args.port)
@@ -80,12 +80,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     # bind before loading any model: a taken port is one line and exit 2, not a half-started server
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        listener.bind((settings.host, settings.port))
+        listener = tcp_listener(settings.host, settings.port)
     except OSError as error:
-        listener.close()
         print(f"cannot listen on {settings.host}:{settings.port}: {error.strerror}", file=sys.stderr)
         return 2
     if settings.metrics_port is not None:

@@ -101,9 +101,9 @@ class Settings(BaseSettings):
     # iterations without a `tolerance` share of improvement after which a restart stops early (the plateau);
     # unset: the search's own default (app.engine.search.SearchParams.patience)
     search_patience: int | None = Field(default=None, ge=1, le=100_000)
-    # padded batch sizes of a step, a search's or a one-pass forward (comma list, ascending), so a compiled or graph-captured step meets a
-    # few shapes; auto: 1, 2, 4, ... up to slots_per_device on CUDA, none on the CPU (where padding only costs);
-    # none: every step at its exact slot count
+    # padded batch sizes of a step, a search's or a one-pass forward (comma list, ascending), so a compiled or
+    # graph-captured step meets a few shapes; auto: 1, 2, 4, ... up to slots_per_device on CUDA, none on the CPU
+    # (where padding only costs); none: every step at its exact slot count
     step_sizes: Annotated[tuple[int, ...] | None, NoDecode] = None
     # steps between the host's reads of which restarts plateaued (a device-to-host wait); a plateaued restart is
     # frozen on the device meanwhile, so the answer is the same for every value (app.engine.stepping)

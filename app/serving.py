@@ -34,6 +34,24 @@ def configure_logging(settings: Settings, prefix: str = "") -> None:
     )
 
 
+def tcp_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host:port` (not yet listening) whose connections send every write at once.
+
+    asyncio turns Nagle's algorithm off only on sockets that say they are TCP (`proto` IPPROTO_TCP), and a socket
+    made with the default `proto` 0 does not: an answer's body then waited for the client's delayed ACK of its
+    headers, 40 ms on every request of a kept-alive connection (a client session, a load balancer's pool).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 def serve_app(listener: socket.socket, app: FastAPI, settings: Settings) -> bool:
     """Serve `app` on `listener` until SIGTERM (drained) or SIGINT; returns once uvicorn has stopped, False when
     it never started because the lifespan failed (uvicorn has logged why).

@@ -18,6 +18,7 @@ import uvicorn
 
 from app.config import Settings
 from app.main import create_app
+from app.serving import tcp_listener
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,9 +31,7 @@ def serving(settings: Settings) -> Iterator[str]:
     loopback servers (or one beside `make serve`) must not both claim the metrics port.
     """
     settings = settings.model_copy(update={"metrics_port": None})
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
+    listener = tcp_listener("127.0.0.1", 0)
     port = listener.getsockname()[1]
     config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
