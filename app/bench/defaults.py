@@ -110,5 +110,6 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
                 budget = "" if side.iterations is None else f" {side.iterations} it"
                 # the start for a kind that has one (search), else the kind (glcic)
                 start = _default_params(entry).start if "init" in entry.served.parameters else entry.kind
-                label = f"{entry.key} {start}{budget}"
+                region = f" region={args.region}" if args.region else ""
+                label = f"{entry.key} {start}{budget}{region}"
                 emit(Row.of(label, "http", precision, clients, measurement, cost))

@@ -151,16 +151,17 @@ def png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def http_sender(http: httpx.AsyncClient, model: str) -> Send:
-    """Requests as `POST /complete` uploads; anything but 200 stops the bench with the server's answer."""
+def http_sender(http: httpx.AsyncClient, model: str, region: str | None = None) -> Send:
+    """Requests as `POST /complete` uploads (with `region` where given); anything but 200 stops the bench with the
+    server's answer."""
 
     async def send(request: Request) -> None:
         files = {
             "image": ("photo.png", png(request.image), "image/png"),
             "mask": ("mask.png", png(request.hole.astype(np.uint8) * 255), "image/png"),
         }
-        budget = {"iterations": request.iterations, "restarts": request.restarts}
-        data = {"model": model, "seed": request.seed} | {k: v for k, v in budget.items() if v is not None}
+        optional = {"iterations": request.iterations, "restarts": request.restarts, "region": region}
+        data = {"model": model, "seed": request.seed} | {k: v for k, v in optional.items() if v is not None}
         response = await http.post("/complete", files=files, data=data)
         if response.status_code != 200:
             raise RuntimeError(f"POST /complete answered {response.status_code}: {response.text[:300]}")
@@ -201,7 +202,7 @@ async def http_cell(url: str, model: str, workload: Workload, clients: int, args
     limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
     async with httpx.AsyncClient(base_url=url, timeout=None, limits=limits) as http:
         measurement = await closed_loop(
-            http_sender(http, model), workload, clients, args.warmup, args.duration, http_counters(http)
+            http_sender(http, model, args.region), workload, clients, args.warmup, args.duration, http_counters(http)
         )
         await until_idle(http)
         return measurement

@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the iteration mode runs in each; the baselines and HTTP in the first (default fp32,bf16)",
     )
     parser.add_argument("--http-clients", type=_ints, default=[1, 8, 32, 64], help="through-HTTP client counts")
+    parser.add_argument(
+        "--region",
+        choices=("auto", "whole"),
+        help="through HTTP: the region field sent (default: none, the server's default: auto for face models, "
+        "where a photo's faces are looked for first)",
+    )
     parser.add_argument("--duration", type=float, default=12.0, help="measured seconds per cell (default 12)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each window")
     parser.add_argument("--iterations", type=_ints, default=[100, 600], help="budget range LOW,HIGH (default 100,600)")
