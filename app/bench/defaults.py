@@ -5,7 +5,9 @@ settings) holding one model version at one precision; clients send the same
 seeded damaged photos with no `iterations`, `restarts` or `init`, so each
 server answers with its model's default start and budget. Both servers are up
 for the whole run and the cells alternate between them per client count, so
-a machine that drifts drifts for both.
+a machine that drifts drifts for both. A side whose kind takes no budget (one
+pass) also gets its network alone, in this process, at a batch of each client
+count: what the HTTP rows could reach if everything around the network were free.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -23,9 +26,10 @@ from typing import get_args
 import torch
 
 from app.bench.errors import BenchError
-from app.bench.load import Workload, http_cell
+from app.bench.load import Counters, Measurement, Workload, http_cell
 from app.bench.report import Row
 from app.config import Precision
+from app.engine.compose import prepare
 from app.engine.kinds import Limits, Params
 from app.engine.precision import resolve
 from app.store import ModelEntry, ModelStore
@@ -74,6 +78,33 @@ def _flops(entry: ModelEntry) -> float:
     return entry.served.flops(entry.load_served(torch.device("cpu")), _default_params(entry))
 
 
+def network_cell(
+    entry: ModelEntry, precision: str, batch: int, workload: Workload, args: argparse.Namespace
+) -> Measurement:
+    """The version's network alone at `batch`: the workload's first photos prepared as the route prepares them,
+    run back to back for `args.duration` s after `args.warmup` s (one latency per image, the batch's)."""
+    device = torch.device(args.device)
+    runner = entry.served.runner(entry.load_served(device), device, precision)
+    params = _default_params(entry)
+    jobs = []
+    for index in range(batch):
+        request = workload.request(index, 0)
+        prepared = prepare(request.image, request.hole, entry.resolution)
+        jobs.append(entry.served.job(prepared.target, prepared.hole, params))
+    end = time.perf_counter() + args.warmup
+    while time.perf_counter() < end:
+        runner.run(jobs)
+    latencies: list[float] = []
+    start = time.perf_counter()
+    runs = 0
+    while time.perf_counter() - start < args.duration:
+        began = time.perf_counter()
+        runner.run(jobs)
+        latencies += [time.perf_counter() - began] * batch
+        runs += 1
+    return Measurement(time.perf_counter() - start, latencies, Counters(0, 0), Counters(runs * batch, runs))
+
+
 def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[Row], None]) -> None:
     """Every side at every client count of `--http-clients`, interleaved."""
     from app.bench.server import serving
@@ -113,3 +144,10 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
                 region = f" region={args.region}" if args.region else ""
                 label = f"{entry.key} {start}{budget}{region}"
                 emit(Row.of(label, "http", precision, clients, measurement, cost))
+        for side, entry, cost in zip(sides, entries, flops, strict=True):
+            if "iterations" in entry.served.parameters:
+                continue  # a search's rate depends on its budget: its network alone is `bench`'s other modes
+            precision = resolve(side.precision, torch.device(args.device))
+            for clients in args.http_clients:
+                measurement = network_cell(entry, precision, clients, workload, args)
+                emit(Row.of(f"{entry.key} {entry.kind} network", "in-process", precision, clients, measurement, cost))

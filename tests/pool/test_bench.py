@@ -123,21 +123,26 @@ def test_defaults_bench_puts_a_one_pass_model_beside_a_search(
     save_tiny_glcic(store)
     images = _photos(tmp_path)
     argv = ["bench", "--model-store", str(store), "--model", "tiny", "--images", str(images)]
-    argv += ["--defaults", "tiny:1@fp32,tiny-glcic:1@fp32", "--http-clients", "2"]
+    argv += ["--defaults", "tiny:1@fp32,tiny-glcic:1@fp32", "--http-clients", "2", "--region", "whole"]
     argv += ["--duration", "1.0", "--warmup", "0.3", "--out", str(tmp_path)]
     assert main(argv) == 0
     with (tmp_path / "defaults.csv").open() as handle:
         rows = {row["mode"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == {"tiny:1 random", "tiny-glcic:1 glcic"}
-    one_pass = rows["tiny-glcic:1 glcic"]
+    assert set(rows) == {"tiny:1 random region=whole", "tiny-glcic:1 glcic region=whole", "tiny-glcic:1 glcic network"}
+    one_pass = rows["tiny-glcic:1 glcic region=whole"]
     # one forward per image: images per second is the server's rows stepped, and every request is one of them
     assert int(one_pass["completed"]) > 0 and float(one_pass["gflops"]) > 0
     assert float(one_pass["image_iterations_per_s"]) == pytest.approx(float(one_pass["completions_per_s"]), rel=0.5)
+    # the network alone, in the same run, at a batch of the client count: what HTTP is measured against
+    network = rows["tiny-glcic:1 glcic network"]
+    assert (network["transport"], network["clients"]) == ("in-process", "2")
+    assert float(network["completions_per_s"]) == pytest.approx(float(network["image_iterations_per_s"]), rel=0.01)
+    assert float(network["slots_per_step"]) == 2.0 and float(network["gflops"]) > 0
     out = capsys.readouterr().out
-    assert "tiny-glcic:1 glcic fp32 http" in out
+    assert "tiny-glcic:1 glcic region=whole fp32 http" in out
     # --defaults measures no matmul peak: its %peak column says so instead of printing nan%
-    table = out[out.index("%peak") :].splitlines()[2:4]
-    assert len(table) == 2 and all(line.endswith(" -") for line in table), table
+    table = out[out.index("%peak") :].splitlines()[2:5]
+    assert len(table) == 3 and all(line.endswith(" -") for line in table), table
     assert "nan" not in out
 
 
