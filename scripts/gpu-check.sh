@@ -3,8 +3,8 @@
 #   1. the CUDA tests (tests/pool/test_cuda.py, tests/engine/test_cuda_step.py: a step without host waits): the pool serving both model kinds (search, glcic) in
 #      bf16 and fp16 against the CPU's fp32 answers, the encoder's start, a reload through HTTP;
 #   2. `python -m app bench` on 64x64 faces: latency at one client and throughput at 32 and 128 clients
-#      through HTTP for both kinds in bf16 and fp16 (--defaults), and the search's iteration-level engine
-#      in fp32 and bf16;
+#      through HTTP for both kinds in bf16 and fp16 (--defaults), the search's iteration-level engine
+#      in fp32 and bf16, and the one-pass network's forward in each memory layout (--profile);
 #   3. a few training steps of each kind with AMP (`python -m training train|encoder|glcic`), the same
 #      through torchrun on every GPU present (DistributedDataParallel from 2 GPUs up), and
 #      `python -m training bench` (img/s per precision);
@@ -83,6 +83,7 @@ if [[ $MODE == cuda ]]; then
   SIDES=bench-faces:2@bf16,bench-faces-glcic:1@bf16,bench-faces:2@fp16,bench-faces-glcic:1@fp16
   HTTP=(--http-clients 1,32,128 --duration 6 --warmup 2)
   ENGINE=(--clients 1,32,128 --precisions fp32,bf16 --iterations 100,600 --duration 6 --warmup 2)
+  LAYOUT=(--profile 1,32,128 --precisions fp32,bf16,fp16)
   RANKS=$GPUS
 else
   DEV=cpu
@@ -95,6 +96,7 @@ else
   SIDES=bench-faces:2@bf16,bench-faces-glcic:1@bf16
   HTTP=(--http-clients 1,2 --duration 1 --warmup 0.5 --threads 1)
   ENGINE=(--clients 1,2 --precisions fp32 --iterations 5,10 --duration 1 --warmup 0.5 --threads 1)
+  LAYOUT=(--profile 1,2 --precisions fp32 --threads 1)
   RANKS=2 # two gloo ranks, as tests/training does
 fi
 BENCH_DEVICE=$([[ $MODE == cuda ]] && echo cuda:0 || echo cpu)
@@ -181,6 +183,9 @@ step bench-http 240 "$PYTHON" -m app bench --defaults "$SIDES" --model bench-fac
   --out "${WORK:-WORK}/bench-http"
 step bench-engine 150 "$PYTHON" -m app bench --model bench-faces:2 --modes iteration --http-clients "" \
   "${BENCH[@]}" "${ENGINE[@]}" --out "${WORK:-WORK}/bench-engine"
+# the one-pass network's forward in each memory layout (the runner takes channels_last below fp32): the log has it
+step bench-layout 60 "$PYTHON" -m app bench --model bench-faces-glcic:1 "${BENCH[@]}" "${LAYOUT[@]}" \
+  --out "${WORK:-WORK}/bench-layout"
 
 # 3. training: each kind with AMP, the encoder on the trained generator, torchrun, step timings
 SAMPLE=(--sample-every 1000000 --state-every 1000000)

@@ -29,6 +29,7 @@ from app.engine.runner import SearchRunner
 from app.metrics import Metrics
 from app.pool import IterationPool
 from app.store import ModelEntry, ModelStore
+from training.glcic import CompletionNetwork
 
 _PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -103,22 +104,30 @@ def _entry(args: argparse.Namespace) -> ModelEntry:
 
 
 def _search_entry(args: argparse.Namespace) -> ModelEntry:
-    """The model the batching modes and the step profile time: they time search steps, so a search model."""
+    """The model the batching modes time: they time search steps, so a search model."""
     entry = _entry(args)
     if "iterations" not in entry.served.parameters:
         raise BenchError(
-            f"{entry.key} (kind {entry.kind}) takes no iterations: the batching modes and --profile time search "
-            f"steps; compare it with a search model through HTTP with --defaults faces@auto,{entry.key}@auto"
+            f"{entry.key} (kind {entry.kind}) takes no iterations: the batching modes time search steps; compare "
+            f"it with a search model through HTTP with --defaults faces@auto,{entry.key}@auto (--profile times "
+            "its forward)"
         )
     return entry
 
 
 def _run_profile(args: argparse.Namespace, out: TextIO) -> int:
-    """`--profile 1,8,32,64`: a step's parts per batch size, precision and variant; one table."""
-    from app.bench.profile import profile
+    """`--profile 1,8,32,64`: a step's parts per batch size, precision and variant (a one-pass model's forward
+    per memory layout); one table."""
+    from app.bench.profile import profile, profile_one_pass
 
-    entry = _search_entry(args)
+    entry = _entry(args)
     device = torch.device(args.device)
+    if "iterations" not in entry.served.parameters:
+        completion = entry.load_served(device).networks["completion"]
+        assert isinstance(completion, CompletionNetwork)
+        out.write(f"forward profile of {entry.key} on {args.device}: {_machine(args.device)}\n")
+        profile_one_pass(completion, device, args.profile, args.precisions, out)
+        return 0
     checkpoint = entry.load(device)
     out.write(f"step profile of {entry.key} on {args.device}: {_machine(args.device)}\n")
     profile(

@@ -1,4 +1,5 @@
-"""Where a search step's time goes: G forward, D forward and the backward to z, per batch size and precision.
+"""Where a search step's time goes: G forward, D forward and the backward to z, per batch size and precision;
+for a one-pass model, its forward in each memory layout.
 
 Each variant of the step (with or without the prior's D pass, channels_last
 memory layout, torch.compile) is timed on the same frozen networks in one
@@ -16,6 +17,7 @@ from typing import TextIO
 import torch
 
 from app.engine.precision import autocast_dtype
+from training.glcic import CompletionNetwork
 from training.networks import Discriminator, Generator
 
 Net = Callable[[torch.Tensor], torch.Tensor]
@@ -131,3 +133,49 @@ def profile(
                 out.flush()
     generator.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     discriminator.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+
+def _forward_ms(
+    network: CompletionNetwork,
+    batch: int,
+    precision: str,
+    layout: torch.memory_format,
+    device: torch.device,
+    repeats: int,
+) -> float:
+    """Median ms of one forward as the runner calls it: a centre hole zeroed, inputs in the network's layout."""
+    side, channels = network.config.resolution, network.config.channels
+    images = (torch.rand(batch, channels, side, side, device=device) * 2 - 1).contiguous(memory_format=layout)
+    hole = torch.zeros(batch, 1, side, side, device=device)
+    hole[:, :, side // 4 : side - side // 4, side // 4 : side - side // 4] = 1.0
+    hole = hole.contiguous(memory_format=layout)
+    dtype = autocast_dtype(precision, device)
+
+    def forward() -> None:
+        context = torch.autocast(device.type, dtype) if dtype is not None else contextlib.nullcontext()
+        with torch.no_grad(), context:
+            network(images.masked_fill(hole.bool(), 0.0), hole)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    return _median_ms(forward, repeats)
+
+
+def profile_one_pass(
+    network: CompletionNetwork,
+    device: torch.device,
+    batches: list[int],
+    precisions: list[str],
+    out: TextIO,
+    repeats: int = 20,
+) -> None:
+    """Print a one-pass network's forward per layout, precision and batch: ms and images/s."""
+    out.write(f"{'layout':<14}{'prec':>5}{'batch':>6}{'forward ms':>12}{'images/s':>10}\n")
+    for name, layout in (("plain", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        network.to(memory_format=layout)  # type: ignore[call-overload]
+        for precision in precisions:
+            for batch in batches:
+                ms = _forward_ms(network, batch, precision, layout, device, repeats)
+                out.write(f"{name:<14}{precision:>5}{batch:>6}{ms:>12.2f}{1000 * batch / ms:>10.0f}\n")
+                out.flush()
+    network.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]

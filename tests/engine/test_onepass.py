@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,3 +119,24 @@ def test_the_kinds_runner_warms_every_size_before_it_serves_when_asked(runner: O
     with forwards(runner.network) as sizes:
         kind.runner(model, torch.device("cpu"), "fp32", StepOptions(sizes=(1, 4)))
     assert sizes == []
+
+
+def test_below_fp32_the_network_runs_channels_last_and_answers_as_the_contiguous_one() -> None:
+    """bf16 forwards take the channels_last layout (1.6x on the 2-core CPU), fp32 keeps the contiguous one and
+    its answers bit for bit; the layout changes no bf16 answer beyond the precision's own rounding."""
+    torch.manual_seed(1)
+    contiguous = CompletionNetwork(CONFIG).eval().requires_grad_(False)
+    fast = OnePassRunner(copy.deepcopy(contiguous), torch.device("cpu"), "bf16")
+    exact = OnePassRunner(copy.deepcopy(contiguous), torch.device("cpu"), "fp32")
+    weights = [module.weight for module in fast.network.modules() if isinstance(module, torch.nn.Conv2d)]
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    assert all(
+        module.weight.is_contiguous() for module in exact.network.modules() if isinstance(module, torch.nn.Conv2d)
+    )
+    jobs = [_job(seed) for seed in range(3)]
+    targets = torch.stack([job.target for job in jobs])
+    holes = torch.stack([job.hole for job in jobs])[:, None].float()
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        reference = contiguous(targets.masked_fill(holes.bool(), 0.0), holes).float()
+    for row, answer in enumerate(fast.run(jobs)):
+        torch.testing.assert_close(answer.generated, reference[row], rtol=0.0, atol=2e-2)

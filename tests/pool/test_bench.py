@@ -150,7 +150,7 @@ def test_defaults_bench_puts_a_one_pass_model_beside_a_search(
     ("extra", "message"),
     [
         (["--defaults", "tiny:1@fp32,tiny-glcic:1@fp32/0"], "tiny-glcic:1 (kind glcic) takes no /iterations"),
-        (["--model", "tiny-glcic", "--profile", "1"], "compare it with a search model through HTTP with --defaults"),
+        (["--model", "tiny-glcic", "--http-clients", "1"], "compare it with a search model through HTTP"),
         (["--defaults", "tiny:1@fp64"], "precision 'fp64' of 'tiny:1@fp64' is not one of"),
     ],
 )
@@ -168,3 +168,22 @@ def test_bench_refuses_what_it_cannot_time_in_one_line(
     argv = ["bench", "--model-store", str(store), "--model", "tiny", "--out", str(tmp_path), *extra]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_one_pass_models_profile_times_its_forward_in_each_layout(
+    make_tiny_store: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.app.glcic_store import save_tiny_glcic
+
+    store = make_tiny_store(("tiny",))
+    save_tiny_glcic(store)
+    argv = ["bench", "--model-store", str(store), "--model", "tiny-glcic", "--profile", "1,2"]
+    assert main([*argv, "--precisions", "fp32,bf16", "--out", str(tmp_path)]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("plain", "channels"))]
+    assert [(line[0], line[1], line[2]) for line in lines] == [
+        (layout, precision, batch)
+        for layout in ("plain", "channels_last")
+        for precision in ("fp32", "bf16")
+        for batch in ("1", "2")
+    ]
+    assert all(float(line[3]) > 0 and float(line[4]) > 0 for line in lines)
