@@ -30,7 +30,7 @@ from app.bench.load import Counters, Measurement, Workload, http_cell
 from app.bench.report import Row
 from app.config import Precision
 from app.engine.compose import prepare
-from app.engine.kinds import Limits, Params
+from app.engine.kinds import Limits, Params, Runner
 from app.engine.precision import resolve
 from app.store import ModelEntry, ModelStore
 
@@ -79,12 +79,11 @@ def _flops(entry: ModelEntry) -> float:
 
 
 def network_cell(
-    entry: ModelEntry, precision: str, batch: int, workload: Workload, args: argparse.Namespace
+    entry: ModelEntry, runner: Runner, batch: int, workload: Workload, args: argparse.Namespace
 ) -> Measurement:
-    """The version's network alone at `batch`: the workload's first photos prepared as the route prepares them,
-    run back to back for `args.duration` s after `args.warmup` s (one latency per image, the batch's)."""
-    device = torch.device(args.device)
-    runner = entry.served.runner(entry.load_served(device), device, precision)
+    """The version's network alone at `batch` on `runner` (built once per side): the workload's first photos
+    prepared as the route prepares them, run back to back for `args.duration` s after `args.warmup` s (one
+    latency per image, the batch's)."""
     params = _default_params(entry)
     jobs = []
     for index in range(batch):
@@ -147,7 +146,9 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
         for side, entry, cost in zip(sides, entries, flops, strict=True):
             if "iterations" in entry.served.parameters:
                 continue  # a search's rate depends on its budget: its network alone is `bench`'s other modes
-            precision = resolve(side.precision, torch.device(args.device))
+            device = torch.device(args.device)
+            precision = resolve(side.precision, device)
+            runner = entry.served.runner(entry.load_served(device), device, precision)
             for clients in args.http_clients:
-                measurement = network_cell(entry, precision, clients, workload, args)
+                measurement = network_cell(entry, runner, clients, workload, args)
                 emit(Row.of(f"{entry.key} {entry.kind} network", "in-process", precision, clients, measurement, cost))
