@@ -12,7 +12,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -165,15 +165,6 @@ def _inline(fn: Any, *args: Any) -> asyncio.Future[Any]:
     return future
 
 
-def _take(
-    image_data: bytes, mask_data: bytes | None, max_pixels: int, resolution: int | None
-) -> tuple[Upload, float, Restoration | None]:
-    """The decoded upload, when decoding ended, and with `resolution`, its restoration begun: one thread hop."""
-    upload = decode_upload(image_data, mask_data, max_pixels)
-    decoded = time.perf_counter()
-    return upload, decoded, begin_restoration(upload, resolution) if resolution is not None else None
-
-
 def _finish_faces(
     upload: Upload,
     faces: list[FaceFill],
@@ -312,20 +303,25 @@ async def complete(
     # what decoding will hold, from the headers: past the server's pixel budget a 503 before any pixel is decoded
     request.state.admission.claim_pixels(declared_pixels(image_data) + declared_pixels(mask_data))
 
-    def run(fn: Any, *args: Any) -> Awaitable[Any]:
+    def run(fn: Any, *args: Any) -> asyncio.Future[Any]:
         """`fn(*args)` in the app's thread pool, off the event loop."""
         return asyncio.wrap_future(executor.submit(fn, *args))
 
-    # without faces to look for, the whole photo goes to the model: prepared in the same hop as the decode
-    resolution = entry.resolution if family is None else None
-    taken: tuple[Upload, float, Restoration | None] = await run(
-        _take, image_data, mask_data, settings.max_image_pixels, resolution
-    )
-    upload, decoded, restoration = taken
+    upload: Upload = await run(decode_upload, image_data, mask_data, settings.max_image_pixels)
+    decoded = time.perf_counter()
     del image_data, mask_data  # the encoded files are not needed again: only the decoded pixels wait for the search
     nearby = _inline if upload.hole.size <= _INLINE_PIXELS else run
-    # the answer shares the rows the hole does not touch with the upload: compressed while the search runs
+    # without faces to look for, the whole photo goes to the model: on a large upload, brought to its resolution
+    # in one pool thread while the rows the hole does not touch (which the answer shares with the upload) are
+    # compressed in the other; the compression then runs on through the search
+    beginning = nearby(begin_restoration, upload, entry.resolution) if family is None else None
     compressing = nearby(compress_known, upload.image, upload.hole) if output_format == "png" else None
+    try:
+        restoration: Restoration | None = await beginning if beginning is not None else None
+    except BaseException:
+        if compressing is not None:
+            compressing.cancel()  # nobody will wait for it
+        raise
     planned: list[Planned] = []
     if family is not None:
         given = parse_faces(faces, upload.hole.shape, settings.max_faces)
@@ -338,12 +334,16 @@ async def complete(
     # request's faces never fill the queue on their own
     share = asyncio.Semaphore(max(1, settings.queue_size // 4))
 
+    def submit(key: str, job: Any) -> Coroutine[Any, Any, SearchResult]:
+        """Hands `job` to the pool now; what it returns waits for the result."""
+        remaining = max(limit - (time.perf_counter() - started), 0.0)
+        future = backend.submit(key, job, timeout=remaining)
+        request.state.admission.release()  # its queue place is now the pool's to count
+        return _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
+
     async def search(key: str, job: Any) -> SearchResult:
         async with share:
-            remaining = max(limit - (time.perf_counter() - started), 0.0)
-            future = backend.submit(key, job, timeout=remaining)
-            request.state.admission.release()  # its queue place is now the pool's to count
-            return await _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
+            return await submit(key, job)
 
     def face_job(sized: Sized, target: torch.Tensor, hole: torch.Tensor) -> Job:
         face_entry = store.resolve(sized.key)
@@ -367,9 +367,11 @@ async def complete(
         else:
             if restoration is None:
                 restoration = await nearby(begin_restoration, upload, entry.resolution)
-            # what finishing needs from the upload alone is made while the search runs
-            planning = nearby(restoration.plan, blend, edge_setting)
-            result = await search(entry.key, restoration.job(entry.served, params))
+            waiting = submit(entry.key, restoration.job(entry.served, params))
+            # what finishing needs from the upload alone is made while the search runs (on a small upload, on
+            # the event loop while the pool's thread steps)
+            planning = nearby(restoration.plan, blend, edge_setting)  # raises only when awaited, after the search
+            result = await waiting
             searched = time.perf_counter()
             known = await compressing if compressing is not None else None
             finishing = run(restored_file, upload, restoration, result.generated, await planning, output_format, known)

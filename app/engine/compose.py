@@ -16,7 +16,7 @@ from app.engine.depth import EDGE_FILL, EdgeFill, generator_weight, model_pixel
 from app.engine.errors import EngineError, MaskError, ParamsError
 from app.engine.inpaint import INPAINT_RADIUS, INPAINTS
 from app.engine.poisson import PoissonSystem, poisson_solve, poisson_system
-from app.engine.resize import area_resize, box_resize
+from app.engine.resize import area_resize, box_resize, box_resize_rgb
 from app.engine.search import check_hole_coverage
 from app.engine.window import Window, model_window
 from training.data import to_pixels, to_signed
@@ -71,8 +71,7 @@ def prepare(image: np.ndarray, hole: np.ndarray, resolution: int) -> Prepared:
             f"at the model's {resolution}x{resolution} resolution every pixel touches the hole "
             "(e.g. a fine scattered mask on a large photo): leave larger areas of the photo known"
         )
-    planes = [box_resize(image[..., c], resolution) for c in range(3)]
-    target = to_signed(torch.from_numpy(np.stack(planes))).clamp(-1.0, 1.0)
+    target = to_signed(torch.from_numpy(box_resize_rgb(image, resolution))).clamp(-1.0, 1.0)
     small = torch.from_numpy(small_hole)
     return Prepared(target=target.masked_fill(small, 0.0), hole=small, window=window)
 

@@ -8,7 +8,11 @@ corners, half-missing photos) and may alter pixels outside the hole. Solving
 only for the hole pixels, with Neumann conditions where the hole meets the
 image border, handles any hole shape and by construction leaves every known
 pixel untouched. A direct solve (SuperLU) was kept over conjugate gradients:
-CG needed 20x longer to reach one grey level on a large hole.
+CG needed 20x longer to reach one grey level on a large hole. The matrix
+depends on the hole alone, so it is factorised with the system, before the
+fill exists; the solve after it is two triangular sweeps (0.6 ms against
+8.3 ms for factorising and solving the 1280x886 bench photo's blend), with
+the same answer to the bit as a solve that factorises.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.linalg import spsolve
+from scipy.sparse.linalg import SuperLU, splu
 
 # 4-neighbourhood offsets (dy, dx)
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -25,7 +29,7 @@ NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 @dataclass(frozen=True)
 class PoissonSystem:
-    """The hole's side of the blend: which pixels are unknown, their neighbours, and the sparse matrix.
+    """The hole's side of the blend: which pixels are unknown, their neighbours, and the factorised matrix.
 
     It depends on the hole alone, so it can be built before the fill exists (while the search runs).
     """
@@ -36,7 +40,7 @@ class PoissonSystem:
     # per neighbour direction: (hole pixels with that neighbour inside the image, its rows, its columns,
     # whether it is itself unknown)
     neighbours: tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]
-    matrix: sparse.csc_matrix
+    factor: SuperLU  # the LU factors of the sparse matrix
 
 
 def poisson_system(hole: np.ndarray) -> PoissonSystem:
@@ -64,7 +68,10 @@ def poisson_system(hole: np.ndarray) -> PoissonSystem:
         neighbours.append((p, qy, qx, unknown))
     values = np.concatenate([diagonal, -np.ones(sum(len(r) for r in rows[1:]))])
     matrix = sparse.csc_matrix((values, (np.concatenate(rows), np.concatenate(cols))), shape=(count, count))
-    return PoissonSystem((height, width), ys, xs, tuple(neighbours), matrix)
+    # the matrix is symmetric: a minimum-degree ordering of A^T + A fills in less than the default COLAMD
+    # (5 s instead of 8 s for a 1024x768 photo with a quarter missing, on 2 CPU cores)
+    factor = splu(matrix, permc_spec="MMD_AT_PLUS_A")
+    return PoissonSystem((height, width), ys, xs, tuple(neighbours), factor)
 
 
 def poisson_solve(system: PoissonSystem, known: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -77,9 +84,7 @@ def poisson_solve(system: PoissonSystem, known: np.ndarray, source: np.ndarray) 
         rhs[p] += source[ys[p], xs[p]] - source[qy, qx]
         # Dirichlet: a known neighbour's value moves to the right-hand side
         rhs[p[~unknown]] += known[qy[~unknown], qx[~unknown]]
-    # the matrix is symmetric: a minimum-degree ordering of A^T + A fills in less than the default COLAMD
-    # (5 s instead of 8 s for a 1024x768 photo with a quarter missing, on 2 CPU cores)
-    solution = spsolve(system.matrix, rhs, permc_spec="MMD_AT_PLUS_A")
+    solution = system.factor.solve(rhs)
     out = known.copy()
     out[ys, xs] = solution.reshape(len(ys), -1)
     return out

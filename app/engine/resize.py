@@ -23,6 +23,17 @@ def box_resize(plane: np.ndarray, resolution: int) -> np.ndarray:
     return np.asarray(Image.fromarray(plane.astype(np.float32)).resize((resolution, resolution), Image.Resampling.BOX))
 
 
+def box_resize_rgb(image: np.ndarray, resolution: int) -> np.ndarray:
+    """(3, R, R) float32: `box_resize` of each channel of an (H, W, 3) uint8 image, to the same bits.
+
+    Pillow splits the channels and widens them to float itself, which saves the strided NumPy copies
+    (6.0 -> 4.5 ms for an 886x886 window on the 2-core CPU).
+    """
+    size = (resolution, resolution)
+    channels = Image.fromarray(np.ascontiguousarray(image)).split()
+    return np.stack([np.asarray(c.convert("F").resize(size, Image.Resampling.BOX)) for c in channels])
+
+
 def area_resize(array: np.ndarray, size: tuple[int, int], up: int = cv2.INTER_LINEAR) -> np.ndarray:
     """(H, W[, C]) to `size` = (width, height): area average where either side shrinks, else `up`.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.engine.resize import area_resize, box_resize, scale_by
+from app.engine.resize import area_resize, box_resize, box_resize_rgb, scale_by
 
 
 def test_box_resize_counts_each_source_pixel_toward_one_model_pixel() -> None:
@@ -33,3 +33,12 @@ def test_scale_by_rounds_the_size_and_keeps_the_factor() -> None:
     assert scale_by(picture, 0.5).shape == (50, 38, 3)  # round(50.5), round(38.5) as OpenCV rounds
     assert scale_by(picture, 2.0).shape == (202, 154, 3)
     assert scale_by(picture, 0.5).flags["C_CONTIGUOUS"]
+
+
+def test_box_resize_rgb_is_box_resize_of_each_channel_to_the_bit() -> None:
+    photo = np.random.default_rng(2).integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    window = photo[:, 10:107]  # a strided view, as `prepare` hands it the model's window
+    expected = np.stack([box_resize(window[..., c], 16) for c in range(3)])
+    resized = box_resize_rgb(window, 16)
+    assert resized.dtype == np.float32 and resized.shape == (3, 16, 16)
+    assert np.array_equal(resized, expected)
