@@ -35,7 +35,7 @@ _SCHEME = "bearer "
 Guard = Callable[[Request, Settings], None]
 
 
-def require_token(request: Request, settings: SettingsDep) -> None:
+def check_token(request: Request, settings: Settings) -> None:
     """Pass when no token is configured or the request carries it; a 401 problem otherwise."""
     if settings.api_token is None:
         return
@@ -50,22 +50,35 @@ def require_token(request: Request, settings: SettingsDep) -> None:
         )
 
 
-def require_admin_token(request: Request, settings: SettingsDep) -> None:
-    """For the routes that change the server: closed (403) while no token is configured, else `require_token`."""
+def check_admin_token(request: Request, settings: Settings) -> None:
+    """For the routes that change the server: closed (403) while no token is configured, else `check_token`."""
     if settings.api_token is None:
         raise Problem(
             "forbidden",
             f"{request.method} {request.url.path} is refused while the server has no API token: set "
             "IMGCOMP_API_TOKEN on the server and send it as `Authorization: Bearer <token>`",
         )
-    require_token(request, settings)
+    check_token(request, settings)
 
 
-# the route dependencies TokenMiddleware runs ahead of the body; each needs only the headers and the settings
-GUARDS: tuple[Guard, ...] = (require_token, require_admin_token)
+# the route dependencies are coroutines so that FastAPI runs them on the event loop, not in a worker thread
 
 
-def _guards_of(dependant: Dependant) -> list[Guard]:
+async def require_token(request: Request, settings: SettingsDep) -> None:
+    """The completion and locating routes' guard: `check_token`."""
+    check_token(request, settings)
+
+
+async def require_admin_token(request: Request, settings: SettingsDep) -> None:
+    """The reload route's guard: `check_admin_token`."""
+    check_admin_token(request, settings)
+
+
+# the route dependencies TokenMiddleware runs ahead of the body, by the check each makes from the headers alone
+GUARDS: dict[Callable[..., Any], Guard] = {require_token: check_token, require_admin_token: check_admin_token}
+
+
+def _guards_of(dependant: Dependant) -> list[Callable[..., Any]]:
     """The guards anywhere in a route's dependency tree, in the order FastAPI runs them."""
     found = []
     for sub in dependant.dependencies:
@@ -81,7 +94,7 @@ class GuardedRoute(NamedTuple):
     path: str
     methods: frozenset[str]
     matches: Callable[[Scope], tuple[Match, Scope]]
-    guards: tuple[Guard, ...]
+    guards: tuple[Callable[..., Any], ...]  # GUARDS' keys
 
 
 def _route_contexts(routes: Sequence[BaseRoute]) -> list[Any]:
@@ -127,7 +140,7 @@ class TokenMiddleware:
             request = Request(scope)  # headers only: the middleware is never handed `receive`
             try:
                 for guard in route.guards:
-                    guard(request, self.settings)
+                    GUARDS[guard](request, self.settings)
             except Problem as refused:
                 if scope["path"] == COMPLETE_PATH:  # as the problem handler counts a completion's refusals
                     self.metrics.rejections.labels(reason=refused.reason).inc()

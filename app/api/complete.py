@@ -437,10 +437,10 @@ def _form_field(parameter: RequestParameter, kinds: list[str]) -> inspect.Parame
     return inspect.Parameter(parameter.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
 
-def _kind_form() -> Callable[..., dict[str, Any]]:
+def _kind_form() -> Callable[..., Coroutine[Any, Any, dict[str, Any]]]:
     """A dependency that reads every registered kind's request parameters from the form, None where not sent."""
 
-    def sent(**values: Any) -> dict[str, Any]:
+    async def sent(**values: Any) -> dict[str, Any]:  # a coroutine: run on the event loop, not in a thread
         return values
 
     fields = [_form_field(parameter, kinds) for parameter, kinds in request_parameters().values()]

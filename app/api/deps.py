@@ -40,37 +40,45 @@ class Services:
         self.executor.shutdown(wait=True)
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_settings(request: Request) -> Settings:
-    return get_services(request).settings
+# the dependencies are coroutines only so that FastAPI calls them on the event loop: a plain function
+# dependency runs in a worker thread, a hop (and a wait for the interpreter lock) per dependency per request
 
 
-def get_store(request: Request) -> ModelStore:
-    return get_services(request).store
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
-def get_backend(request: Request) -> SearchBackend:
-    return get_services(request).backend
+async def get_settings(request: Request) -> Settings:
+    return services_of(request).settings
 
 
-def get_executor(request: Request) -> BoundedExecutor:
-    return get_services(request).executor
+async def get_store(request: Request) -> ModelStore:
+    return services_of(request).store
 
 
-def get_locator(request: Request) -> FaceLocator:
-    return get_services(request).locator
+async def get_backend(request: Request) -> SearchBackend:
+    return services_of(request).backend
 
 
-def get_framer(request: Request) -> FaceFramer | None:
-    return get_services(request).framer
+async def get_executor(request: Request) -> BoundedExecutor:
+    return services_of(request).executor
 
 
-def get_metrics(request: Request) -> Metrics:
-    return get_services(request).metrics
+async def get_locator(request: Request) -> FaceLocator:
+    return services_of(request).locator
+
+
+async def get_framer(request: Request) -> FaceFramer | None:
+    return services_of(request).framer
+
+
+async def get_metrics(request: Request) -> Metrics:
+    return services_of(request).metrics
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,7 +1,8 @@
 """Previous defaults against new ones, through HTTP, in one run: what a caller who sends no budget gets.
 
-Each side is a real server (uvicorn on a loopback port, the service's own
-settings) holding one model version at one precision; clients send the same
+Each side is a real server (`python -m app serve` on a loopback port, a process
+of its own, so its CPU per completion is counted apart from the clients') holding
+one model version at one precision; clients send the same
 seeded damaged photos with no `iterations`, `restarts` or `init`, so each
 server answers with its model's default start and budget. Both servers are up
 for the whole run and the cells alternate between them per client count, so
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import get_args
 
@@ -106,8 +108,7 @@ def network_cell(
 
 def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[Row], None]) -> None:
     """Every side at every client count of `--http-clients`, interleaved."""
-    from app.bench.server import serving
-    from app.config import Settings
+    from app.bench.server import cpu_seconds, server_process
 
     store = ModelStore.discover(args.model_store, args.model.partition(":")[0])
     sides = [Side.parse(text) for text in args.defaults.split(",") if text.strip()]
@@ -116,26 +117,27 @@ def defaults_rows(args: argparse.Namespace, workload: Workload, emit: Callable[[
         if side.iterations is not None and "iterations" not in entry.served.parameters:
             raise BenchError(f"{entry.key} (kind {entry.kind}) takes no /iterations: drop it from {side.model}")
     with ExitStack() as stack:
-        urls = []
+        servers = []
         for side, entry in zip(sides, entries, strict=True):
             root = stack.enter_context(_store_of(entry))
-            settings = Settings(
-                model_store=root,
-                default_model=entry.name,
-                devices=args.device,
-                precision=side.precision,
-                default_iterations=side.iterations,
-                queue_size=max(args.http_clients),
-                slots_per_device=args.slots,
-                request_timeout_s=3600,
-                log_level="warning",
-                torch_threads=args.threads,
-            )
-            urls.append(stack.enter_context(serving(settings)))
+            env = {
+                "IMGCOMP_MODEL_STORE": str(root),
+                "IMGCOMP_DEFAULT_MODEL": entry.name,
+                "IMGCOMP_DEVICES": args.device,
+                "IMGCOMP_PRECISION": side.precision,
+                "IMGCOMP_QUEUE_SIZE": str(max(args.http_clients)),
+                "IMGCOMP_SLOTS_PER_DEVICE": str(args.slots),
+                "IMGCOMP_REQUEST_TIMEOUT_S": "3600",
+            }
+            if side.iterations is not None:
+                env["IMGCOMP_DEFAULT_ITERATIONS"] = str(side.iterations)
+            if args.threads is not None:
+                env["IMGCOMP_TORCH_THREADS"] = str(args.threads)
+            servers.append(stack.enter_context(server_process(env)))
         flops = [_flops(entry) for entry in entries]
         for clients in args.http_clients:
-            for side, entry, url, cost in zip(sides, entries, urls, flops, strict=True):
-                measurement = asyncio.run(http_cell(url, entry.key, workload, clients, args))
+            for side, entry, (url, pid), cost in zip(sides, entries, servers, flops, strict=True):
+                measurement = asyncio.run(http_cell(url, entry.key, workload, clients, args, partial(cpu_seconds, pid)))
                 precision = resolve(side.precision, torch.device(args.device))
                 budget = "" if side.iterations is None else f" {side.iterations} it"
                 # the start for a kind that has one (search), else the kind (glcic)

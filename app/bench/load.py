@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -69,10 +70,12 @@ class Workload:
 
 @dataclass
 class Counters:
-    """Cumulative step counters of one server: rows stepped (image-iterations) and steps."""
+    """Cumulative step counters of one server: rows stepped (image-iterations) and steps, and where the server
+    is a process of its own, its CPU seconds (NaN otherwise)."""
 
     slots: float
     steps: float
+    cpu_s: float = math.nan
 
 
 @dataclass
@@ -83,6 +86,8 @@ class Measurement:
     latencies: list[float]  # of requests that finished inside the window
     before: Counters
     after: Counters
+    # CPU seconds of this process (the clients, and a server only where it runs in a thread here) in the window
+    own_cpu_s: float = math.nan
 
 
 Send = Callable[[Request], Awaitable[None]]
@@ -111,9 +116,9 @@ async def closed_loop(
     tasks = [asyncio.create_task(client(index)) for index in range(clients)]
     try:
         await asyncio.sleep(warmup)
-        before, start = await counters(), time.perf_counter()
+        before, start, own = await counters(), time.perf_counter(), time.process_time()
         await asyncio.sleep(duration)
-        after, end = await counters(), time.perf_counter()
+        after, end, own = await counters(), time.perf_counter(), time.process_time() - own
     finally:
         for task in tasks:
             task.cancel()
@@ -122,7 +127,7 @@ async def closed_loop(
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             raise RuntimeError("a bench client failed") from task.exception()
-    return Measurement(end - start, latencies, before, after)
+    return Measurement(end - start, latencies, before, after, own)
 
 
 def engine_counters(metrics: Metrics) -> Callable[[], Awaitable[Counters]]:
@@ -169,8 +174,8 @@ def http_sender(http: httpx.AsyncClient, model: str, region: str | None = None) 
     return send
 
 
-def http_counters(http: httpx.AsyncClient) -> Callable[[], Awaitable[Counters]]:
-    """The step counters of a server, scraped from its /metrics like Prometheus would."""
+def http_counters(http: httpx.AsyncClient, cpu: Callable[[], float] | None = None) -> Callable[[], Awaitable[Counters]]:
+    """The step counters of a server, scraped from its /metrics like Prometheus would; `cpu`: its CPU seconds."""
 
     async def read() -> Counters:
         text = (await http.get("/metrics")).text
@@ -180,7 +185,8 @@ def http_counters(http: httpx.AsyncClient) -> Callable[[], Awaitable[Counters]]:
             for sample in family.samples
             if sample.name.startswith("imgcomp_slots_per_step")
         }
-        return Counters(values.get("imgcomp_slots_per_step_sum", 0.0), values.get("imgcomp_slots_per_step_count", 0.0))
+        slots, steps = values.get("imgcomp_slots_per_step_sum", 0.0), values.get("imgcomp_slots_per_step_count", 0.0)
+        return Counters(slots, steps, cpu() if cpu is not None else math.nan)
 
     return read
 
@@ -197,12 +203,20 @@ async def until_idle(http: httpx.AsyncClient, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def http_cell(url: str, model: str, workload: Workload, clients: int, args: argparse.Namespace) -> Measurement:
-    """One closed-loop window of `clients` against a server over HTTP; returns once the server is idle again."""
+async def http_cell(
+    url: str,
+    model: str,
+    workload: Workload,
+    clients: int,
+    args: argparse.Namespace,
+    cpu: Callable[[], float] | None = None,
+) -> Measurement:
+    """One closed-loop window of `clients` against a server over HTTP; returns once the server is idle again.
+    `cpu`: the server's CPU seconds, where it is a process of its own."""
     limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
     async with httpx.AsyncClient(base_url=url, timeout=None, limits=limits) as http:
-        measurement = await closed_loop(
-            http_sender(http, model, args.region), workload, clients, args.warmup, args.duration, http_counters(http)
-        )
+        counters = http_counters(http, cpu)
+        sender = http_sender(http, model, args.region)
+        measurement = await closed_loop(sender, workload, clients, args.warmup, args.duration, counters)
         await until_idle(http)
         return measurement

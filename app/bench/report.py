@@ -34,6 +34,10 @@ class Row:
     slots_per_step: float
     gflops: float
     peak_share: float = math.nan  # achieved FLOP/s over this precision's matmul peak, set once the run knows it
+    # CPU milliseconds per completion where the server is a process of its own (`--defaults`), NaN elsewhere:
+    # the server's (every thread: event loop, pool, post-processing) and the bench process's (the clients')
+    server_cpu_ms: float = math.nan
+    client_cpu_ms: float = math.nan
 
     @classmethod
     def of(cls, mode: str, transport: str, precision: str, clients: int, m: Measurement, flops: float) -> Row:
@@ -41,6 +45,7 @@ class Row:
         steps = m.after.steps - m.before.steps
         rate = slots / m.seconds
         lat = np.array(m.latencies) if m.latencies else np.array([math.nan])
+        done = len(m.latencies)
         p50, p95, p99 = (float(np.percentile(lat, q)) for q in (50, 95, 99))
         return cls(
             mode=mode,
@@ -56,6 +61,9 @@ class Row:
             p99_s=p99,
             slots_per_step=slots / steps if steps else 0.0,
             gflops=rate * flops / 1e9,
+            server_cpu_ms=(m.after.cpu_s - m.before.cpu_s) / done * 1000 if done else math.nan,
+            # the bench process holds only the clients when the server's CPU is counted apart
+            client_cpu_ms=m.own_cpu_s / done * 1000 if done and not math.isnan(m.before.cpu_s) else math.nan,
         )
 
     @property
@@ -65,7 +73,7 @@ class Row:
 
 _COLUMNS = (
     f"{'clients':>8}{'done':>6}{'compl/s':>9}{'img-it/s':>10}"
-    f"{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}{'slots/step':>11}{'GFLOP/s':>9}{'%peak':>7}"
+    f"{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}{'slots/step':>11}{'GFLOP/s':>9}{'srv ms':>8}{'cli ms':>8}{'%peak':>7}"
 )
 
 
@@ -78,9 +86,15 @@ def table(rows: list[Row]) -> str:
         lines.append(
             f"{row.label:<{width}}{row.clients:>8}{row.completed:>6}{row.completions_per_s:>9.3f}"
             f"{row.image_iterations_per_s:>10.1f}{row.p50_s:>8.2f}{row.p95_s:>8.2f}{row.p99_s:>8.2f}"
-            f"{row.slots_per_step:>11.1f}{row.gflops:>9.1f}{_share(row.peak_share):>7}"
+            f"{row.slots_per_step:>11.1f}{row.gflops:>9.1f}{_ms(row.server_cpu_ms):>8}{_ms(row.client_cpu_ms):>8}"
+            f"{_share(row.peak_share):>7}"
         )
     return "\n".join(lines)
+
+
+def _ms(value: float) -> str:
+    """CPU ms per completion; `-` where the run could not tell the server's CPU from the clients'."""
+    return "-" if math.isnan(value) else f"{value:.1f}"
 
 
 def _share(peak_share: float) -> str:

@@ -1,9 +1,11 @@
 """The real service on a loopback port: in a thread for the bench's through-HTTP mode, or as its own process
-for the load scripts (whose memory is then the server's alone)."""
+for `bench --defaults` and the load scripts (whose memory and CPU are then the server's alone)."""
 
 from __future__ import annotations
 
+import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,3 +79,39 @@ def start_server(env: dict[str, str], cwd: Path = REPO) -> tuple[subprocess.Pope
             server.kill()
             raise RuntimeError("the server did not become ready in 180 s")
         time.sleep(0.2)
+
+
+@contextmanager
+def server_process(env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """`start_server(env)` as a context: yields (base URL, pid) and stops the server (SIGTERM) on leaving."""
+    server, url = start_server(env)
+    try:
+        yield url, server.pid
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and its live descendants (a supervisor's device children), read
+    from /proc; NaN where there is no /proc (not Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            # the fields after the command's closing parenthesis: utime and stime are the 12th and 13th
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            if current == pid:
+                return math.nan
+            continue  # a child that exited meanwhile
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        for task in Path(f"/proc/{current}/task").iterdir():
+            children = (task / "children").read_text().split() if (task / "children").exists() else []
+            pending += [int(child) for child in children]
+    return total

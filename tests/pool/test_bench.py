@@ -138,6 +138,10 @@ def test_defaults_bench_puts_a_one_pass_model_beside_a_search(
     assert (network["transport"], network["clients"]) == ("in-process", "2")
     assert float(network["completions_per_s"]) == pytest.approx(float(network["image_iterations_per_s"]), rel=0.01)
     assert float(network["slots_per_step"]) == 2.0 and float(network["gflops"]) > 0
+    # each server is a process of its own: its CPU per completion is counted apart from the clients'
+    for side in ("tiny:1 random region=whole", "tiny-glcic:1 glcic region=whole"):
+        assert float(rows[side]["server_cpu_ms"]) > 0 and float(rows[side]["client_cpu_ms"]) > 0, rows[side]
+    assert network["server_cpu_ms"] == "nan" and network["client_cpu_ms"] == "nan"
     out = capsys.readouterr().out
     assert "tiny-glcic:1 glcic region=whole fp32 http" in out
     # --defaults measures no matmul peak: its %peak column says so instead of printing nan%
