@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
 from app.bench.outside import SIZES, upload
-from app.bench.server import REPO, start_server
+from app.bench.server import REPO, server_process
 
 
 def _worktree(commit: str, path: Path) -> Path:
@@ -70,23 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     load_before = _loadavg()
     after = REPO if args.after is None else _worktree(args.after, Path(f"{args.worktree}-after"))
     sides = {"before": _worktree(args.before, args.worktree), "after": after}
-    servers = {side: start_server(env, cwd) for side, cwd in sides.items()}
     cells: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
-    try:
+    with ExitStack() as stack:
+        servers = {side: stack.enter_context(server_process(env, cwd)) for side, cwd in sides.items()}
         with httpx.Client(timeout=120) as client:
             for width, height in SIZES:
                 files = upload(width, height)
                 for model in models:
-                    for _, url in servers.values():
+                    for url, _ in servers.values():
                         _send(client, url, files, model)  # unmeasured: first use of this size and model
                     for _ in range(args.repeats):
-                        for side, (_, url) in servers.items():
+                        for side, (url, _) in servers.items():
                             key = (f"{width}x{height}", model, side)
                             cells.setdefault(key, []).append(_send(client, url, files, model))
-    finally:
-        for process, _ in servers.values():
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
     head = " | ".join(f"{m}: model / outside before | {m}: model / outside after" for m in models)
     lines = [f"| upload | {head} |", "|---|" + "---:|---:|" * len(models)]
     for width, height in SIZES:

@@ -82,9 +82,9 @@ def start_server(env: dict[str, str], cwd: Path = REPO) -> tuple[subprocess.Pope
 
 
 @contextmanager
-def server_process(env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """`start_server(env)` as a context: yields (base URL, pid) and stops the server (SIGTERM) on leaving."""
-    server, url = start_server(env)
+def server_process(env: dict[str, str], cwd: Path = REPO) -> Iterator[tuple[str, int]]:
+    """`start_server(env, cwd)` as a context: yields (base URL, pid) and stops the server (SIGTERM) on leaving."""
+    server, url = start_server(env, cwd)
     try:
         yield url, server.pid
     finally:
@@ -96,22 +96,30 @@ def server_process(env: dict[str, str]) -> Iterator[tuple[str, int]]:
             server.wait()
 
 
+def _children(pid: int) -> list[int]:
+    """The live child processes of every thread of `pid`."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process `pid` and its live descendants (a supervisor's device children), read
     from /proc; NaN where there is no /proc (not Linux)."""
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total, pending = 0.0, [pid]
     while pending:
         current = pending.pop()
         try:
             # the fields after the command's closing parenthesis: utime and stime are the 12th and 13th
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            pending += _children(current)
         except OSError:
             if current == pid:
                 return math.nan
             continue  # a child that exited meanwhile
-        total += (int(fields[11]) + int(fields[12])) / ticks
-        for task in Path(f"/proc/{current}/task").iterdir():
-            children = (task / "children").read_text().split() if (task / "children").exists() else []
-            pending += [int(child) for child in children]
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
