@@ -33,6 +33,7 @@ from PIL import Image, ImageCms
 
 from app.api.colour import from_srgb, read_profile, to_srgb
 from app.api.png import Band, encode_png
+from app.api.png_read import is_plain_png, read_plain_png
 from app.engine.compose import FinishPlan
 from app.engine.restore import Restoration
 from training.data import to_signed, to_uint8
@@ -83,11 +84,14 @@ class _Decoded:
     icc_profile: bytes | None
 
 
-def _orientation(picture: Image.Image, part: str) -> int:
+def _orientation(picture: Image.Image, part: str, *, read_at_open: bool = False) -> int:
+    """`read_at_open`: all the metadata was read with the header (a plain PNG's), so none is loaded with pixels
+    that Pillow did not decode (a PNG's own `getexif` loads them to reach an eXIf chunk after the pixels)."""
     try:
         with warnings.catch_warnings():  # a damaged tag is skipped with a warning, as a viewer skips it
             warnings.simplefilter("ignore")
-            value = picture.getexif().get(_ORIENTATION_TAG, 1)
+            exif = Image.Image.getexif(picture) if read_at_open else picture.getexif()
+            value = exif.get(_ORIENTATION_TAG, 1)
     except Exception:  # Pillow raises many types on a corrupt EXIF block (struct.error, SyntaxError, ...)
         raise UploadError(
             "bad-metadata",
@@ -158,17 +162,21 @@ def _open(data: bytes, part: str, max_pixels: int) -> _Decoded:
     # an MPO's later pictures are the same scene (depth map, other eye): the first one is the photo
     if picture.format != "MPO" and getattr(picture, "n_frames", 1) > 1:
         raise UploadError("animated-image", f"the {part} is animated: send a single still frame")
+    plain = is_plain_png(data, picture)
     try:
-        pixels: Image.Image = _decode_16_bit_png(data, part) if _is_16_bit_png(data, picture) else picture
-        # loads the PNG (its eXIf chunk may follow the pixels), where Pillow keeps what it read
-        picture.load()
+        if plain:
+            pixels = read_plain_png(data, picture.mode)
+        else:
+            pixels = _decode_16_bit_png(data, part) if _is_16_bit_png(data, picture) else picture
+            # loads the PNG (its eXIf chunk may follow the pixels), where Pillow keeps what it read
+            picture.load()
     except UploadError:
         raise
     except Image.DecompressionBombError:
         raise UploadError("image-too-large", f"the {part} is too large: send at most {max_pixels:,} pixels") from None
     except Exception:
         raise UploadError("truncated-image", f"the {part} is truncated or corrupt: upload the complete file") from None
-    orientation = _orientation(picture, part)
+    orientation = _orientation(picture, part, read_at_open=plain)
     icc_profile = picture.info.get("icc_profile")
     if pixels.mode.startswith("I"):  # 16-bit grey that was not a PNG's: there is no other, but never guess
         raise UploadError("not-an-image", f"the {part} has {pixels.mode} pixels: save it with 8 bits per channel")
@@ -188,7 +196,12 @@ def _rgb(decoded: _Decoded) -> tuple[np.ndarray, np.ndarray | None, bytes | None
         converted = to_srgb(picture, profile) if profile is not None else picture.convert("RGB")
         return np.asarray(converted), alpha, None, None
     # palette transparency and colour keys are dropped here on purpose: only a real alpha channel marks a hole
-    rgb = picture.convert("RGB") if picture.mode != "P" else picture.convert("RGBA").convert("RGB")
+    if picture.mode == "RGB":
+        rgb = picture
+    elif picture.mode == "P":
+        rgb = picture.convert("RGBA").convert("RGB")
+    else:
+        rgb = picture.convert("RGB")
     image = np.asarray(rgb)
     profile = read_profile(decoded.icc_profile, "RGB") if picture.mode not in ("L", "LA", "1") else None
     if profile is None:

@@ -1,0 +1,87 @@
+"""The fast PNG reader gives Pillow's pixels, and leaves to Pillow every file it would read differently."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.api.png_read import is_plain_png, read_plain_png
+from app.api.uploads import UploadError, decode_upload
+from tests.app.conftest import encode, mask_png
+from tests.app.photo_files import png16, with_orientation
+
+
+def _opened(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+def _saved(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    """The file's chunks, whole (length, type, payload, CRC), after the signature."""
+    chunks, position = [], 8
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        chunks.append(data[position : position + 12 + length])
+        position += 12 + length
+    return chunks
+
+
+def _exif_after_pixels(data: bytes) -> bytes:
+    """The same file with its eXIf chunk moved behind the pixels, where PNG allows it too."""
+    chunks = _chunks(data)
+    exif = next(chunk for chunk in chunks if chunk[4:8] == b"eXIf")
+    rest = [chunk for chunk in chunks if chunk is not exif]
+    return data[:8] + b"".join(rest[:-1]) + exif + rest[-1]
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_plain_pngs_decode_to_pillows_pixels(faces: np.ndarray, channels: int) -> None:
+    photo = faces[3]
+    pixels = {1: photo[..., 0], 3: photo, 4: np.dstack([photo, photo[..., 1]])}[channels]
+    data = encode(np.ascontiguousarray(pixels))
+    picture = _opened(data)
+    assert is_plain_png(data, picture)
+    decoded = read_plain_png(data, picture.mode)
+    assert decoded.mode == picture.mode
+    np.testing.assert_array_equal(np.asarray(decoded), np.asarray(picture))
+
+
+def test_files_pillow_reads_differently_stay_pillows(faces: np.ndarray) -> None:
+    photo = faces[3]
+    others = {
+        "grey and alpha": encode(np.dstack([photo[..., 0], photo[..., 1]])),
+        "palette": _saved(Image.fromarray(photo).quantize(16)),
+        "16-bit": png16(photo.astype(np.uint16) * 257),
+        "eXIf after the pixels": _exif_after_pixels(with_orientation(photo, 6, "PNG")),
+        "JPEG": encode(photo, "JPEG"),
+    }
+    for name, data in others.items():
+        assert not is_plain_png(data, _opened(data)), name
+    assert is_plain_png(with_orientation(photo, 6, "PNG"), _opened(with_orientation(photo, 6, "PNG")))
+
+
+@pytest.mark.parametrize("move", [False, True], ids=["eXIf before the pixels", "eXIf after them"])
+def test_orientation_is_read_wherever_the_exif_chunk_is(faces: np.ndarray, move: bool) -> None:
+    photo = np.ascontiguousarray(faces[7][:, 8:56])  # 64 x 48: a wrong turn cannot pass
+    data = with_orientation(photo, 6, "PNG")
+    upload = decode_upload(_exif_after_pixels(data) if move else data, mask_png(np.ones((48, 64), bool)), 10**6)
+    np.testing.assert_array_equal(upload.image, np.rot90(photo, -1))
+
+
+def test_damaged_pixels_are_a_truncated_upload(faces: np.ndarray) -> None:
+    data = encode(faces[3])
+    idat = next(chunk for chunk in _chunks(data) if chunk[4:8] == b"IDAT")
+    cut = data[: data.index(idat) + len(idat) // 2]
+    with pytest.raises(ValueError):
+        read_plain_png(cut, "RGB")
+    with pytest.raises(UploadError) as caught:
+        decode_upload(cut, mask_png(np.zeros((64, 64), bool)), 10**6)
+    assert caught.value.reason == "truncated-image"
