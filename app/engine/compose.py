@@ -102,17 +102,17 @@ def blend_base(image: np.ndarray, hole: np.ndarray, max_side: int) -> BlendBase:
     return BlendBase(hole.shape, size, area_resize(image, size).astype(np.float64), system)
 
 
-def blend_with(base: BlendBase, fill: np.ndarray) -> np.ndarray:
-    """Poisson-blend `fill` (float32, the photo's size) into `base`'s photo."""
+def blend_with(base: BlendBase, fill: np.ndarray, region: Window = WHOLE) -> np.ndarray:
+    """Poisson-blend `fill` (float32, the photo's size) into `base`'s photo; `region`: only this part of the
+    answer is wanted (the finish's box), so the correction is added there alone."""
     if base.system is None:
-        return fill
+        return fill[region]
     if base.size is None:
-        return poisson_solve(base.system, base.image, fill.astype(np.float64)).astype(np.float32)
+        return poisson_solve(base.system, base.image, fill.astype(np.float64)).astype(np.float32)[region]
     small_fill = area_resize(fill, base.size).astype(np.float64)
     blended = poisson_solve(base.system, base.image, small_fill)
     correction = (blended - small_fill).astype(np.float32)  # known - fill outside the hole, harmonic inside
-    fill += area_resize(correction, (base.shape[1], base.shape[0]))
-    return fill
+    return fill[region] + area_resize(correction, (base.shape[1], base.shape[0]))[region]
 
 
 def blend_into(image: np.ndarray, hole: np.ndarray, fill: np.ndarray, max_side: int) -> np.ndarray:
@@ -185,14 +185,16 @@ def _check_blend(blend: str) -> None:
         raise ParamsError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
 
 
-def _window_fill(generated: torch.Tensor, shape: tuple[int, int], base: BlendBase | None) -> np.ndarray:
+def _window_fill(
+    generated: torch.Tensor, shape: tuple[int, int], base: BlendBase | None, region: Window = WHOLE
+) -> np.ndarray:
     """(h, w, 3) float32: the generator's (C, R, R) answer in [-1, 1] scaled to the window's `shape`, blended
-    into `base` (None: no blend)."""
+    into `base` (None: no blend); `region`: the part of the window returned."""
     assert generated.dim() == 3 and generated.shape[0] in (1, 3), tuple(generated.shape)
     small = model_pixels(generated)
     height, width = shape
     crop = area_resize(small, (width, height), cv2.INTER_CUBIC)
-    return crop if base is None else blend_with(base, crop)
+    return crop[region] if base is None else blend_with(base, crop, region)
 
 
 def blended_fill(
@@ -317,10 +319,9 @@ def plan_finish(
 def finish_planned(image: np.ndarray, hole: np.ndarray, generated: torch.Tensor, plan: FinishPlan) -> np.ndarray:
     """`finish` with its plan made beforehand: the fill scaled, blended, edge-filled and written into the hole."""
     assert generated.shape[-1] == plan.resolution, (tuple(generated.shape), plan.resolution)
-    crop = _window_fill(generated, hole[plan.window].shape, plan.base)
     in_window, in_box = plan.overlap
     fill_box = np.zeros((*hole[plan.box].shape, 3), dtype=np.float32)  # outside the window: the classical fill's
-    fill_box[in_box] = crop[in_window]
+    fill_box[in_box] = _window_fill(generated, hole[plan.window].shape, plan.base, in_window)
     return _compose_box(image, hole, plan.box, fill_box, plan.depth, plan.edge)
 
 
