@@ -162,10 +162,10 @@ def _open(data: bytes, part: str, max_pixels: int) -> _Decoded:
     # an MPO's later pictures are the same scene (depth map, other eye): the first one is the photo
     if picture.format != "MPO" and getattr(picture, "n_frames", 1) > 1:
         raise UploadError("animated-image", f"the {part} is animated: send a single still frame")
-    plain = is_plain_png(data, picture)
+    fast = read_plain_png(data, picture) if is_plain_png(data, picture) else None
     try:
-        if plain:
-            pixels = read_plain_png(data, picture.mode)
+        if fast is not None:
+            pixels = fast
         else:
             pixels = _decode_16_bit_png(data, part) if _is_16_bit_png(data, picture) else picture
             # loads the PNG (its eXIf chunk may follow the pixels), where Pillow keeps what it read
@@ -176,7 +176,7 @@ def _open(data: bytes, part: str, max_pixels: int) -> _Decoded:
         raise UploadError("image-too-large", f"the {part} is too large: send at most {max_pixels:,} pixels") from None
     except Exception:
         raise UploadError("truncated-image", f"the {part} is truncated or corrupt: upload the complete file") from None
-    orientation = _orientation(picture, part, read_at_open=plain)
+    orientation = _orientation(picture, part, read_at_open=fast is not None)
     icc_profile = picture.info.get("icc_profile")
     if pixels.mode.startswith("I"):  # 16-bit grey that was not a PNG's: there is no other, but never guess
         raise UploadError("not-an-image", f"the {part} has {pixels.mode} pixels: save it with 8 bits per channel")
