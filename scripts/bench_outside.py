@@ -2,9 +2,10 @@
 
 The old code serves from a `git worktree` of `--before`, the new from this checkout, on the same model store.
 One client sends each upload (the astronaut with a block missing over the face, `app.bench.outside`) to each
-server in turn, so a busy spell on the machine falls on both alike; outside the model is the response's
-X-Total-Seconds minus X-Search-Seconds (decoding, preparing, blending, edge filling, encoding and the
-thread hops), the median of `--repeats` after one unmeasured request. Prints and writes a markdown table.
+server in turn (`--run` requests at a time), so a busy spell on the machine falls on both alike; outside the
+model is the response's X-Total-Seconds minus X-Search-Seconds (decoding, preparing, blending, edge filling,
+encoding and the thread hops), the median of `--repeats` after one unmeasured request. Prints and writes a
+markdown table.
 
     python scripts/bench_outside.py --before ccc07c4 --out docs/bench/outside-the-model/table.md
 """
@@ -63,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
     parser.add_argument("--models", default="faces-glcic,faces", help="comma list (default faces-glcic,faces)")
     parser.add_argument("--repeats", type=int, default=7, help="measured requests per cell (default 7)")
+    parser.add_argument(
+        "--run",
+        type=int,
+        default=1,
+        help="requests in a row to one server before turning to the other (default 1: strict turns, as in the "
+        "first tables; each turn then finds the caches holding the other server's photo)",
+    )
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
     models = [name for name in args.models.split(",") if name]
@@ -79,10 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                 for model in models:
                     for url, _ in servers.values():
                         _send(client, url, files, model)  # unmeasured: first use of this size and model
-                    for _ in range(args.repeats):
+                    for first in range(0, args.repeats, args.run):
                         for side, (url, _) in servers.items():
                             key = (f"{width}x{height}", model, side)
-                            cells.setdefault(key, []).append(_send(client, url, files, model))
+                            for _ in range(min(args.run, args.repeats - first)):
+                                cells.setdefault(key, []).append(_send(client, url, files, model))
     head = " | ".join(f"{m}: model / outside before | {m}: model / outside after" for m in models)
     lines = [f"| upload | {head} |", "|---|" + "---:|---:|" * len(models)]
     for width, height in SIZES:
@@ -97,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "-C", str(after), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     lines += [
         "",
-        f"Median of {args.repeats} per cell, one client, before = {args.before}, after = {commit.stdout.strip()}"
+        f"Median of {args.repeats} per cell ({args.run} in a row to one server), one client, "
+        f"before = {args.before}, after = {commit.stdout.strip()}"
         f"{' (working tree)' if args.after is None else ''}, {os.cpu_count()} CPUs. "
         f"Load average (1, 5, 15 min) at the start {load_before}, at the end {_loadavg()}.",
     ]
