@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from app.api.png_read import is_plain_png, read_plain_png
-from app.bench.outside import photo
 from app.api.uploads import UploadError, decode_upload
+from app.bench.outside import photo
 from tests.app.conftest import encode, mask_png
 from tests.app.photo_files import png16, with_orientation
 
