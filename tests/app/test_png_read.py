@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import zlib
 
 import numpy as np
@@ -106,3 +107,34 @@ def test_damaged_pixels_are_a_truncated_upload(faces: np.ndarray) -> None:
     with pytest.raises(UploadError) as caught:
         decode_upload(cut, mask_png(np.zeros((64, 64), bool)), 10**6)
     assert caught.value.reason == "truncated-image"
+
+
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _interlaced(pixels: np.ndarray) -> bytes:
+    """An Adam7-interlaced 8-bit RGB PNG of (H, W, 3) pixels, unfiltered (neither Pillow nor OpenCV writes one)."""
+    height, width = pixels.shape[:2]
+    rows = b""
+    for left, top, step_x, step_y in _ADAM7:
+        part = pixels[top::step_y, left::step_x]
+        if part.size:
+            rows += b"".join(b"\0" + row.tobytes() for row in part)
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 1)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_interlaced_pngs_decode_to_pillows_pixels(faces: np.ndarray) -> None:
+    """Interlaced files go to libspng as sent (the re-wrap is for plain rows): still Pillow's pixels."""
+    pixels = np.ascontiguousarray(faces[5][:61, :59])  # odd sizes: the passes do not divide them evenly
+    data = _interlaced(pixels)
+    picture = _opened(data)
+    assert picture.info.get("interlace") == 1 and is_plain_png(data, picture)
+    decoded = read_plain_png(data, picture)
+    assert decoded is not None
+    np.testing.assert_array_equal(np.asarray(decoded), np.asarray(picture))
+    np.testing.assert_array_equal(np.asarray(decoded), pixels)
