@@ -35,13 +35,13 @@ def _worktree(commit: str, path: Path) -> Path:
     return path
 
 
-def _send(client: httpx.Client, url: str, files: tuple[bytes, bytes], model: str) -> tuple[float, float]:
+def _send(client: httpx.Client, url: str, files: tuple[bytes, bytes], model: str, region: str) -> tuple[float, float]:
     """(model seconds, seconds outside it) of one answer."""
     image, mask = files
     response = client.post(
         f"{url}/complete",
         files={"image": ("photo.png", image, "image/png"), "mask": ("mask.png", mask, "image/png")},
-        data={"model": model, "region": "whole", "seed": "0"},
+        data={"model": model, "region": region, "seed": "0"},
     )
     response.raise_for_status()
     search, total = float(response.headers["X-Search-Seconds"]), float(response.headers["X-Total-Seconds"])
@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         help="requests in a row to one server before turning to the other (default 1: strict turns, as in the "
         "first tables; each turn then finds the caches holding the other server's photo)",
     )
+    parser.add_argument(
+        "--region",
+        choices=("whole", "auto"),
+        default="whole",
+        help="the region sent (default whole); auto: faces in photos, its locating counted outside the model",
+    )
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
     models = [name for name in args.models.split(",") if name]
@@ -86,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
                 files = upload(width, height)
                 for model in models:
                     for url, _ in servers.values():
-                        _send(client, url, files, model)  # unmeasured: first use of this size and model
+                        _send(client, url, files, model, args.region)  # unmeasured: first use of this size and model
                     for first in range(0, args.repeats, args.run):
                         for side, (url, _) in servers.items():
                             key = (f"{width}x{height}", model, side)
                             for _ in range(min(args.run, args.repeats - first)):
-                                cells.setdefault(key, []).append(_send(client, url, files, model))
+                                cells.setdefault(key, []).append(_send(client, url, files, model, args.region))
     head = " | ".join(f"{m}: model / outside before | {m}: model / outside after" for m in models)
     lines = [f"| upload | {head} |", "|---|" + "---:|---:|" * len(models)]
     for width, height in SIZES:
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "-C", str(after), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     lines += [
         "",
-        f"Median of {args.repeats} per cell ({args.run} in a row to one server), one client, "
+        f"Median of {args.repeats} per cell ({args.run} in a row to one server), region={args.region}, one client, "
         f"before = {args.before}, after = {commit.stdout.strip()}"
         f"{' (working tree)' if args.after is None else ''}, {os.cpu_count()} CPUs. "
         f"Load average (1, 5, 15 min) at the start {load_before}, at the end {_loadavg()}.",
