@@ -62,9 +62,9 @@ def test_a_small_photos_closer_looks_are_one_run_with_what_both_would_find(held_
     hole[20:44, 16:48] = True  # the eyes
     prefilled = telea(photo, hole)
     locator = FaceLocator()
-    hog, predictor = locator._models()
+    hog = locator._detector()
     counting = _Counting(hog)
-    locator._local.models = (counting, predictor)
+    locator._local.detector = counting  # this thread's: a single look runs in the caller's thread
     found = locator._closer(prefilled, hole)
     assert counting.runs == 1
     scale = min(CLOSER_SIDE / 64, MAX_CLOSER_ZOOM)
