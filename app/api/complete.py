@@ -30,7 +30,6 @@ from app.api.faces import (
     complete_faces,
     face_models,
     frame_faces,
-    locate,
     parse_faces,
     plan,
 )
@@ -53,6 +52,7 @@ from app.engine.errors import EngineError, ParamsError
 from app.engine.kinds import Job, Params, Report, RequestParameter, request_parameters
 from app.engine.restore import Restoration
 from app.engine.search import Init, SearchResult
+from app.faces.locate import Located
 from app.faces.paste import FaceFill, paste_faces
 from app.faces.plan import Sized
 from app.scheduler import DeadlineExceeded, QueueFullError, ShuttingDownError
@@ -172,10 +172,14 @@ def _finish_faces(
     edge: EdgeFill | None,
     output_format: OutputFormat,
     known: list[Band] | None,
+    prefilled: np.ndarray,
 ) -> bytes:
+    """`prefilled`: the locator's Telea pre-fill of the photo it saw, the classical fill where that photo is the
+    upload's own pixels (not an sRGB copy of them)."""
     in_space = [FaceFill(in_upload_space(upload, face.generated), face.framing) for face in faces]
     method = edge.method if edge is not None else "telea"
-    restored = paste_faces(upload.image, upload.hole, in_space, method, edge, blend)
+    classical = prefilled if upload.srgb is None else None
+    restored = paste_faces(upload.image, upload.hole, in_space, method, edge, blend, classical)
     return encode_image(restored, output_format, upload.icc_profile, known)
 
 
@@ -323,10 +327,11 @@ async def complete(
             compressing.cancel()  # nobody will wait for it
         raise
     planned: list[Planned] = []
+    found: Located | None = None
     if family is not None:
         given = parse_faces(faces, upload.hole.shape, settings.max_faces)
-        found = await run(locate, locator, upload.model_image, upload.hole, given)
-        planned = plan(settings, found, upload.hole, family)
+        found = await run(locator.locate, upload.model_image, upload.hole, given)
+        planned = plan(settings, found.faces, upload.hole, family)
         metrics.face_locate.observe(time.perf_counter() - decoded)
     located = time.perf_counter() if family is not None else decoded  # preparing counts in queue_s, as before
 
@@ -356,7 +361,8 @@ async def complete(
         if fills:
             searched = time.perf_counter()
             known = await compressing if compressing is not None else None
-            finishing = run(_finish_faces, upload, fills, blend, edge_setting, output_format, known)
+            assert found is not None  # faces were restored, so they were located
+            finishing = run(_finish_faces, upload, fills, blend, edge_setting, output_format, known, found.prefilled)
             # one figure for the headers and the JSON answer: the faces' searches ran side by side
             result = SearchResult(
                 generated=results[0].generated,

@@ -26,7 +26,7 @@ from app.config import Settings
 from app.engine.kinds import Job
 from app.engine.search import SearchJob, SearchResult, params_for
 from app.faces.align import Aligned, Framing, from_landmarks, warp_in
-from app.faces.locate import Box, Face, FaceLocator
+from app.faces.locate import Box, Face
 from app.faces.paste import FaceFill
 from app.faces.plan import Sized, known_error, landmarks_plausible, pick_model, surviving, touched
 from app.faces.refine import FaceFramer
@@ -90,10 +90,6 @@ def face_models(settings: Settings, store: ModelStore, spec: str | None, entry: 
         return [Sized(entry.key, entry.resolution, entry.has_encoder)]
     latest = [store.resolve(other) for other in settings.face_models if other in store.names()]
     return [Sized(model.key, model.resolution, model.has_encoder) for model in latest if model.kind == entry.kind]
-
-
-def locate(locator: FaceLocator, image: np.ndarray, hole: np.ndarray, given: list[Box] | None) -> list[Face]:
-    return locator.given(image, hole, given) if given is not None else locator.detect(image, hole)
 
 
 @dataclass

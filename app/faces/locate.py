@@ -92,6 +92,15 @@ class Face:
     confirmed: bool = True  # a caller's box: whether a detector, looking closer, sees a face in it
 
 
+@dataclass(frozen=True)
+class Located:
+    """The faces located in a photo, and the Telea pre-fill of its hole they were looked for on (the photo
+    itself where nothing is missing): the classical fill the hole's pixels outside the faces take, made once."""
+
+    faces: list[Face]
+    prefilled: np.ndarray
+
+
 def _shrunk(picture: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """`picture` brought down to at most `side` pixels a side (area average), contiguous for dlib, and its scale."""
     scale = min(1.0, side / max(picture.shape[:2]))
@@ -209,8 +218,22 @@ class FaceLocator:
 
     def detect(self, image: np.ndarray, hole: np.ndarray) -> list[Face]:
         """Every face found on the damaged photo or its Telea pre-fill, one box per face, best first."""
+        return self.locate(image, hole).faces
+
+    def given(self, image: np.ndarray, hole: np.ndarray, boxes: list[Box]) -> list[Face]:
+        """The caller's boxes, with landmarks found inside each on the Telea pre-fill, each confirmed or not."""
+        return self.locate(image, hole, boxes).faces
+
+    def locate(self, image: np.ndarray, hole: np.ndarray, boxes: list[Box] | None = None) -> Located:
+        """`given` where the caller gave `boxes`, else `detect`; with the pre-fill they looked at."""
+        if boxes is not None:
+            prefilled = telea(image, hole) if hole.any() else image
+            faces = [
+                Face(box, self.landmarks(prefilled, box), "given", 0.0, self.confirms(prefilled, box)) for box in boxes
+            ]
+            return Located(faces, prefilled)
         if not hole.any():
-            return self._kept(image, self._hog(image))
+            return Located(self._kept(image, self._hog(image)), image)
         on_upload = self._helpers.submit(self._hog, image)  # runs while the hole is pre-filled
         prefilled = telea(image, hole)
         on_prefilled = self._hog(prefilled)
@@ -227,7 +250,7 @@ class FaceLocator:
             found += [
                 (box, score) for box, score in look(prefilled, uncovered) if all(box.iou(o) == 0 for o, _ in found)
             ]
-        return self._kept(prefilled, found)
+        return Located(self._kept(prefilled, found), prefilled)
 
     def _kept(self, prefilled: np.ndarray, found: list[tuple[Box, float]]) -> list[Face]:
         """One box per face (the best of those overlapping), best first, with its landmarks on `prefilled`."""
@@ -236,11 +259,6 @@ class FaceLocator:
             if all(box.iou(other) < SAME_FACE_IOU for other, _ in kept):
                 kept.append((box, score))
         return [Face(box, self.landmarks(prefilled, box), "detected", score) for box, score in kept]
-
-    def given(self, image: np.ndarray, hole: np.ndarray, boxes: list[Box]) -> list[Face]:
-        """The caller's boxes, with landmarks found inside each on the Telea pre-fill, each confirmed or not."""
-        prefilled = telea(image, hole) if hole.any() else image
-        return [Face(box, self.landmarks(prefilled, box), "given", 0.0, self.confirms(prefilled, box)) for box in boxes]
 
     def confirms(self, prefilled: np.ndarray, box: Box) -> bool:
         """Whether a face is in `box`: HOG below its usual threshold, or the CNN detector, on the box and its
