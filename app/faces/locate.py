@@ -12,8 +12,11 @@ its hole. Where hole pixels lie outside every face it finds, HOG looks closer at
 hole's pre-filled neighbourhood (zoomed, below its usual threshold); where it still
 finds none, dlib's CNN face detector (MMOD, shipped in the same package), which finds
 a face with its eyes blocked where HOG does not, searches that neighbourhood; it costs
-about a second on two cores, so it runs only there and only then. One box per face.
-A caller's box is confirmed by the same closer look before a face is pasted into it.
+0.85 s of one core (dlib runs it single-threaded, however many there are), so it runs only
+there and only then. One box per face. A caller's box is confirmed by the same closer look
+before a face is pasted into it. HOG's independent looks run side by side (dlib releases the
+interpreter lock), and the Telea pre-fill is returned with the faces (`Located`): it is the
+classical fill of the hole's pixels outside them.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ Source = Literal["detected", "given"]
 _EYE_A, _EYE_B, _NOSE = (0, 1), (2, 3), 4
 # the detector's working side: a larger photo is searched at this size (its faces are large enough there)
 MAX_DETECT_SIDE = 1024
-# the CNN detector's working side around a hole: its cost grows with the pixels it scans (~1 s at 400x400 on 2 cores)
+# the CNN detector's working side around a hole: its cost grows with the pixels it scans (0.85 s at 400x400, one core)
 MAX_CNN_SIDE = 400
 # ...and its least: its convolutions need a picture this large, and it finds no face smaller than about 40 px
 MIN_CNN_SIDE = 48
