@@ -24,13 +24,14 @@ from isal import isal_zlib
 from isal.igzip_lib import IsalError
 from PIL import Image
 
+from app.api.png import EMPTY_FINAL_BLOCK, ZLIB_HEADER, chunk
+
 _CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}  # libspng has no grey-and-alpha output
 # chunks that may carry an orientation (eXIf, or XMP in a text chunk) and that Pillow reads only with the pixels
 _METADATA = {b"eXIf", b"tEXt", b"zTXt", b"iTXt"}
 _SIGNATURE_BYTES = 8
 _BIT_DEPTH_AT, _INTERLACE_AT = 24, 28  # in IHDR, after the signature, IHDR's length and type, width and height
 _STORED_BLOCK = 65535  # the most bytes one stored deflate block holds
-_ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, no dictionary, fastest (the header's check bits fit)
 
 
 def _chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
@@ -67,9 +68,9 @@ def is_plain_png(data: bytes, picture: Image.Image) -> bool:
 
 
 def _stored(rows: list[bytes]) -> list[bytes | memoryview]:
-    """`rows` (pieces of the filtered rows, in order) as the parts of a zlib stream of stored deflate blocks,
-    whose inflating is a copy; the pieces are referred to, not copied."""
-    parts: list[bytes | memoryview] = [_ZLIB_HEADER]
+    """`rows` (pieces of the filtered rows, in order) as the parts of a zlib stream: stored deflate blocks
+    and an empty last block: inflating it is a copy. The pieces are referred to, not copied."""
+    parts: list[bytes | memoryview] = [ZLIB_HEADER]
     adler = 1
     for piece in rows:
         view = memoryview(piece)
@@ -77,8 +78,7 @@ def _stored(rows: list[bytes]) -> list[bytes | memoryview]:
             block = view[start : start + _STORED_BLOCK]
             parts += [struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF), block]
         adler = isal_zlib.adler32(piece, adler)
-    parts += [struct.pack("<BHH", 1, 0, 0xFFFF), struct.pack(">I", adler)]  # an empty last block, the checksum
-    return parts
+    return [*parts, EMPTY_FINAL_BLOCK, struct.pack(">I", adler)]
 
 
 def _inflated(data: bytes, picture: Image.Image) -> bytes:
@@ -99,14 +99,7 @@ def _inflated(data: bytes, picture: Image.Image) -> bytes:
             break
     if produced != expected or not inflater.eof:  # eof: the stream ended, its Adler-32 checked
         raise ValueError(f"the pixel stream holds {produced} bytes, not {expected}")
-    stream = _stored(rows)
-    crc = isal_zlib.crc32(b"IDAT")
-    for part in stream:
-        crc = isal_zlib.crc32(part, crc)
-    length = sum(len(part) for part in stream)
-    idat_head, idat_tail = struct.pack(">I", length) + b"IDAT", struct.pack(">I", crc)
-    iend = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", isal_zlib.crc32(b"IEND"))
-    return b"".join([memoryview(data)[: idat[0][0]], idat_head, *stream, idat_tail, iend])
+    return b"".join([memoryview(data)[: idat[0][0]], *chunk(b"IDAT", *_stored(rows)), *chunk(b"IEND")])
 
 
 def read_plain_png(data: bytes, picture: Image.Image) -> Image.Image | None:
