@@ -163,11 +163,17 @@ def model_pixels(generated: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(small, (*small.shape[:2], 3)), dtype=np.float32)
 
 
-def inpaint_bounded(image: np.ndarray, hole: np.ndarray, method: str) -> np.ndarray:
-    """(H, W, 3) uint8: the classical fill `method` of the whole hole, made at most MAX_EDGE_PIXELS large."""
+def inpaint_bounded(
+    image: np.ndarray, hole: np.ndarray, method: str, telea_made: np.ndarray | None = None
+) -> np.ndarray:
+    """(H, W, 3) uint8: the classical fill `method` of the whole hole, made at most MAX_EDGE_PIXELS large.
+
+    `telea_made`: Telea's fill of this hole made beforehand at the photo's size on a picture around this one,
+    cut to it (the face locator's pre-fill), taken where this would make the same: Telea at the photo's size,
+    which reads only the hole and the pixels within its radius."""
     inpaint = INPAINTS[method]
     if hole.size <= MAX_EDGE_PIXELS:
-        return inpaint(image, hole)
+        return telea_made if telea_made is not None and method == "telea" else inpaint(image, hole)
     size = _working_size(hole.shape, math.sqrt(MAX_EDGE_PIXELS / hole.size))
     small_hole = area_resize(hole.astype(np.float32), size) > 0
     small = inpaint(area_resize(image, size), small_hole).astype(np.float32)

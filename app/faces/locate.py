@@ -223,12 +223,9 @@ class FaceLocator:
         """Every face found on the damaged photo or its Telea pre-fill, one box per face, best first."""
         return self.locate(image, hole).faces
 
-    def given(self, image: np.ndarray, hole: np.ndarray, boxes: list[Box]) -> list[Face]:
-        """The caller's boxes, with landmarks found inside each on the Telea pre-fill, each confirmed or not."""
-        return self.locate(image, hole, boxes).faces
-
     def locate(self, image: np.ndarray, hole: np.ndarray, boxes: list[Box] | None = None) -> Located:
-        """`given` where the caller gave `boxes`, else `detect`; with the pre-fill they looked at."""
+        """`detect`'s faces with the pre-fill they were looked for on; where the caller gave `boxes`, those boxes
+        instead, with landmarks found inside each on the pre-fill, each confirmed or not."""
         if boxes is not None:
             prefilled = telea(image, hole) if hole.any() else image
             faces = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from app.engine.compose import MAX_BLEND_SIDE, MAX_EDGE_PIXELS, blend_into, hole_box, inpaint_bounded, model_pixels
+from app.engine.compose import MAX_BLEND_SIDE, blend_into, hole_box, inpaint_bounded, model_pixels
 from app.engine.depth import EdgeFill, generator_weight
 from app.faces.align import Framing, region_of, warp_out
 
@@ -39,15 +39,11 @@ def paste_faces(
     """(H, W, 3) uint8: `image` with its hole filled, faces from their models and the rest by `method`.
 
     `prefilled`: Telea's fill of the whole hole made beforehand on `image` at its size (the locator's pre-fill),
-    taken where it is what `method` over the hole's box would make: Telea reads only the hole and the
-    pixels within its radius, so its fill of the box is its fill of the photo, cut to the box."""
+    the classical fill where `inpaint_bounded` would make the same."""
     box = hole_box(hole)
     image_box, hole_box_ = image[box], hole[box]
-    if prefilled is not None and method == "telea" and hole_box_.size <= MAX_EDGE_PIXELS:
-        classical = prefilled[box]
-    else:
-        classical = inpaint_bounded(image_box, hole_box_, method)
-    fill = classical.astype(np.float32)
+    made = prefilled[box] if prefilled is not None else None
+    fill = inpaint_bounded(image_box, hole_box_, method, made).astype(np.float32)
     top, left = box[0].start, box[1].start
     for face in faces:
         region = region_of(face.framing, hole.shape)
