@@ -15,6 +15,7 @@ import argparse
 import importlib.util
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -29,17 +30,19 @@ from app.quality.scenes import FAMILIES, held_out_faces, scene
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _module_at(commit: str, out: Path) -> ModuleType:
+def _module_at(commit: str) -> ModuleType:
     """`app/faces/locate.py` as it was at `commit`, imported under its own name."""
     source = subprocess.run(
         ["git", "-C", str(REPO), "show", f"{commit}:app/faces/locate.py"], capture_output=True, text=True, check=True
     ).stdout
-    out.write_text(source)
-    spec = importlib.util.spec_from_file_location("locate_before", out)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["locate_before"] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "locate_before.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("locate_before", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["locate_before"] = module  # dataclasses look their module up while the class is made
+        spec.loader.exec_module(module)
     return module
 
 
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "utkface_crop_part1_200.zip")
     parser.add_argument("--store", type=Path, default=REPO / "model_store")
     args = parser.parse_args(argv)
-    before = _module_at(args.against, Path("/tmp/locate_before.py")).FaceLocator()
+    before = _module_at(args.against).FaceLocator()
     after = FaceLocator()
     faces = held_out_faces(args.data, held_out_names(args.store)[: args.faces])
     same = count = 0
