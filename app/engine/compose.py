@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ from app.engine.inpaint import INPAINT_RADIUS, INPAINTS
 from app.engine.poisson import PoissonSystem, poisson_solve, poisson_system
 from app.engine.resize import area_resize, box_resize, box_resize_rgb
 from app.engine.search import check_hole_coverage
+from app.engine.separable import Separable, separable
 from app.engine.window import Window, model_window
 from training.data import to_pixels, to_signed
 
@@ -27,6 +29,8 @@ WHOLE = (slice(None), slice(None))
 MAX_BLEND_SIDE = 256
 # the edge fill's largest working size (about 1 megapixel): beyond it, it is filled smaller and scaled up
 MAX_EDGE_PIXELS = 1 << 20
+# the largest part of the model's window the finish makes from matrices; past it, OpenCV's whole-window resize is faster
+MAX_PART = 0.125
 # known pixels around the hole the edge fill reads: the nearest known ones and OpenCV's inpainting radius
 EDGE_MARGIN = INPAINT_RADIUS + 1
 
@@ -109,10 +113,16 @@ def blend_with(base: BlendBase, fill: np.ndarray, region: Window = WHOLE) -> np.
         return fill[region]
     if base.size is None:
         return poisson_solve(base.system, base.image, fill.astype(np.float64)).astype(np.float32)[region]
-    small_fill = area_resize(fill, base.size).astype(np.float64)
-    blended = poisson_solve(base.system, base.image, small_fill)
-    correction = (blended - small_fill).astype(np.float32)  # known - fill outside the hole, harmonic inside
+    correction = _correction(base, area_resize(fill, base.size))
     return fill[region] + area_resize(correction, (base.shape[1], base.shape[0]))[region]
+
+
+def _correction(base: BlendBase, small_fill: np.ndarray) -> np.ndarray:
+    """(h, w, 3) float32 at the blend's working size: what the blend adds to `small_fill` (the fill at that size),
+    the known pixels minus the fill outside the hole and harmonic inside."""
+    assert base.system is not None
+    small_fill = small_fill.astype(np.float64)
+    return (poisson_solve(base.system, base.image, small_fill) - small_fill).astype(np.float32)
 
 
 def blend_into(image: np.ndarray, hole: np.ndarray, fill: np.ndarray, max_side: int) -> np.ndarray:
@@ -199,8 +209,41 @@ def _window_fill(
     assert generated.dim() == 3 and generated.shape[0] in (1, 3), tuple(generated.shape)
     small = model_pixels(generated)
     height, width = shape
-    crop = area_resize(small, (width, height), cv2.INTER_CUBIC)
-    return crop[region] if base is None else blend_with(base, crop, region)
+    solving = base if base is not None and base.system is not None else None
+    resizes = None
+    if _area(region, shape) <= MAX_PART * height * width and (solving is None or solving.size is not None):
+        resizes = _fill_resizes(small.shape[0], shape, None if solving is None else solving.size)
+    if resizes is None:
+        crop = area_resize(small, (width, height), cv2.INTER_CUBIC)
+        return crop[region] if base is None else blend_with(base, crop, region)
+    fill = resizes.up[region](small)
+    if solving is None or resizes.blend is None:
+        return fill
+    down, back = resizes.blend
+    return fill + back[region](_correction(solving, down(small)))
+
+
+def _area(region: Window, shape: tuple[int, int]) -> int:
+    return math.prod(len(range(*part.indices(size))) for part, size in zip(region, shape, strict=True))
+
+
+@dataclass(frozen=True)
+class _FillResizes:
+    """The generator's answer to the window as matrices, which make only the part of the window asked for."""
+
+    up: Separable  # the (R, R) answer to the window's size
+    blend: tuple[Separable, Separable] | None  # the answer to the blend's working size, the correction back up
+
+
+@lru_cache(maxsize=16)
+def _fill_resizes(resolution: int, shape: tuple[int, int], blend_size: tuple[int, int] | None) -> _FillResizes | None:
+    """None where OpenCV does not separate a resize: the window's answer is then made whole."""
+    height, width = shape
+    up = separable((resolution, resolution), (width, height), cv2.INTER_CUBIC)
+    if up is None or blend_size is None:
+        return None if up is None else _FillResizes(up, None)
+    down, back = separable(shape, blend_size), separable((blend_size[1], blend_size[0]), (width, height))
+    return None if down is None or back is None else _FillResizes(up, (down.after(up), back))
 
 
 def blended_fill(

@@ -41,8 +41,12 @@ def area_resize(array: np.ndarray, size: tuple[int, int], up: int = cv2.INTER_LI
     Poisson correction, the bounded edge fill); cv2.INTER_CUBIC for the generator's answer brought
     up to the photo, where its detail shows.
     """
-    shrink = size[0] < array.shape[1] or size[1] < array.shape[0]
-    return cv2.resize(array, size, interpolation=cv2.INTER_AREA if shrink else up)
+    return cv2.resize(array, size, interpolation=area_interpolation(array.shape[:2], size, up))
+
+
+def area_interpolation(shape: tuple[int, ...], size: tuple[int, int], up: int) -> int:
+    """`area_resize`'s OpenCV filter for an (H, W) image to `size` = (width, height)."""
+    return cv2.INTER_AREA if size[0] < shape[1] or size[1] < shape[0] else up
 
 
 def scale_by(picture: np.ndarray, scale: float) -> np.ndarray:
