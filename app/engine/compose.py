@@ -19,7 +19,7 @@ from app.engine.inpaint import INPAINT_RADIUS, INPAINTS
 from app.engine.poisson import PoissonSystem, poisson_solve, poisson_system
 from app.engine.resize import area_resize, box_resize, box_resize_rgb
 from app.engine.search import check_hole_coverage
-from app.engine.separable import Separable, separable
+from app.engine.separable import Separable, separable, touched
 from app.engine.window import Window, model_window
 from training.data import to_pixels, to_signed
 
@@ -101,7 +101,7 @@ def blend_base(image: np.ndarray, hole: np.ndarray, max_side: int) -> BlendBase:
     if max(hole.shape) <= max_side:
         return BlendBase(hole.shape, None, image.astype(np.float64), poisson_system(hole))
     size = _working_size(hole.shape, max_side / max(hole.shape))
-    small_hole = area_resize(hole.astype(np.float32), size) > 0
+    small_hole = touched(hole, size)
     system = None if small_hole.all() else poisson_system(small_hole)
     return BlendBase(hole.shape, size, area_resize(image, size).astype(np.float64), system)
 
@@ -161,8 +161,8 @@ def _edge_fill(image: np.ndarray, hole: np.ndarray, band: np.ndarray, deep: np.n
     if hole.size <= MAX_EDGE_PIXELS:
         return inpaint(_with_deep(image, hole & ~band, deep), band)
     size = _working_size(hole.shape, math.sqrt(MAX_EDGE_PIXELS / hole.size))
-    small_band = area_resize(band.astype(np.float32), size) > 0
-    small_inner = (area_resize(hole.astype(np.float32), size) > 0) & ~small_band
+    small_band = touched(band, size)
+    small_inner = touched(hole, size) & ~small_band
     small = inpaint(_with_deep(area_resize(image, size), small_inner, area_resize(deep, size)), small_band)
     return area_resize(small, (hole.shape[1], hole.shape[0]))
 
@@ -185,7 +185,7 @@ def inpaint_bounded(
     if hole.size <= MAX_EDGE_PIXELS:
         return telea_made if telea_made is not None and method == "telea" else inpaint(image, hole)
     size = _working_size(hole.shape, math.sqrt(MAX_EDGE_PIXELS / hole.size))
-    small_hole = area_resize(hole.astype(np.float32), size) > 0
+    small_hole = touched(hole, size)
     small = inpaint(area_resize(image, size), small_hole).astype(np.float32)
     out = image.copy()
     np.copyto(

