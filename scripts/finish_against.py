@@ -49,7 +49,7 @@ def _emit(out: Path, faces: int, data: Path, store: Path) -> None:
 
     generated = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     photos, seconds = {}, {}
-    for number, (_, name, image, hole) in enumerate(_cases(faces, data, store)):
+    for number, (*_, image, hole) in enumerate(_cases(faces, data, store)):
         for blend in ("poisson", "none"):
             plan = plan_finish(image, hole, 64, blend)
             best = float("inf")
@@ -76,12 +76,22 @@ def _side(commit: str | None, out: Path, args: argparse.Namespace, folder: Path)
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=True)
 
 
+def _total_ms(saved: np.lib.npyio.NpzFile, keys: list[str]) -> float:
+    index = {name: i for i, name in enumerate(saved["names"])}
+    return sum(float(saved["seconds"][index[key]]) for key in keys) * 1000
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--against", help="the commit whose finish to compare with")
     parser.add_argument("--faces", type=int, default=8, help="held-out faces, each in every hole family")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "utkface_crop_part1_200.zip")
     parser.add_argument("--store", type=Path, default=REPO / "model_store")
+    parser.add_argument("--out", type=Path, help="also write the table here")
     parser.add_argument("--emit", type=Path, help=argparse.SUPPRESS)  # the child's side: finish and save
     args = parser.parse_args(argv)
     if args.emit is not None:
@@ -95,22 +105,27 @@ def main(argv: list[str] | None = None) -> int:
         _side(args.against, before, args, Path(folder))
         _side(None, after, args, Path(folder))
         with np.load(before) as old, np.load(after) as new:
-            print(f"| set | blend | photos differing | pixels differing | largest | ms before ({args.against}) | ms after |")
-            print("|---|---|---:|---:|---:|---:|---:|")
+            lines = [
+                "| set | blend | photos differing | pixels differing | largest | "
+                f"ms before ({args.against}) | ms after |",
+                "|---|---|---:|---:|---:|---:|---:|",
+            ]
             for set_name in dict.fromkeys(sets):
                 for blend in ("poisson", "none"):
                     keys = [f"{i} {blend}" for i, name in enumerate(sets) if name == set_name]
                     gaps = [np.abs(old[k].astype(int) - new[k].astype(int)).max(axis=2) for k in keys]
-                    times = {side: 0.0 for side in ("before", "after")}
-                    for side, saved in (("before", old), ("after", new)):
-                        index = {name: i for i, name in enumerate(saved["names"])}
-                        times[side] = sum(float(saved["seconds"][index[k]]) for k in keys) * 1000
-                    print(
+                    times = {side: _total_ms(saved, keys) for side, saved in (("before", old), ("after", new))}
+                    lines.append(
                         f"| {set_name} ({len(keys)}) | {blend} | {sum(int(g.any()) for g in gaps)} | "
                         f"{sum(int((g > 0).sum()) for g in gaps)} | {max(int(g.max()) for g in gaps)} | "
                         f"{times['before']:.1f} | {times['after']:.1f} |"
                     )
-    print(f"\nload average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    lines += ["", f"Milliseconds: each photo's best of 3 in one thread, summed over the set. Load average {_load()}."]
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        command = " ".join(["python scripts/finish_against.py", *(argv if argv is not None else sys.argv[1:])])
+        args.out.write_text(f"# The finish against {args.against}\n\n```sh\n{command}\n```\n\n{table}")
     return 0
 
 
