@@ -30,6 +30,7 @@ from app.engine.precision import resolve as resolve_precision
 from app.engine.restore import Restoration
 from app.quality import cli as quality_cli
 from app.store import ModelEntry, ModelStore, UnknownModelError
+from app.threads import size_thread_pools
 from training.checkpoint import CheckpointError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -169,8 +170,7 @@ def _complete(args: argparse.Namespace) -> int:
         if not pairs:
             raise FileNotFoundError(f"no PNG, JPEG or WebP image in {args.inputs}")
         device = torch.device(settings.devices[0])
-        if settings.torch_threads is not None:
-            torch.set_num_threads(settings.torch_threads)
+        size_thread_pools(settings.torch_threads)
         if device.type == "cuda":
             cuda_flags(settings.deterministic)
         precision = resolve_precision(settings.precision, device)

@@ -36,6 +36,7 @@ from app.metrics import Metrics
 from app.pool import IterationPool
 from app.reload import OUTCOMES, publish_model_info
 from app.store import ModelStore
+from app.threads import size_thread_pools
 from app.web.routes import install_page
 from training.checkpoint import LoadedModel
 
@@ -76,8 +77,7 @@ def start_services(settings: Settings, metrics: Metrics, verified: Mapping[str, 
     `verified`: what `ModelStore.verify` loaded, by version key; those versions are not read from disk again.
     """
     store = ModelStore.discover(settings.model_store, settings.default_model)
-    if settings.torch_threads is not None:
-        torch.set_num_threads(settings.torch_threads)  # process-wide: one service per process
+    size_thread_pools(settings.torch_threads)
     if any(device.startswith("cuda") for device in settings.devices):
         cuda_flags(settings.deterministic)
     # every padded step size warmed up here where the device asks for it, before /readyz can turn ready

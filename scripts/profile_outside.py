@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.tree is not None:
         sys.path.insert(0, str(args.tree.resolve()))
     import torch
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(1, user_api="blas")  # as the server sizes its pools (app.threads), whichever tree runs
     from app.api.uploads import decode_upload, encode_image
     from app.engine.compose import finish, prepare
 
