@@ -13,6 +13,7 @@ markdown table.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -77,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         default="whole",
         help="the region sent (default whole); auto: faces in photos, its locating counted outside the model",
     )
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="one server at a time: each side's server is started for its `--run` requests of every upload and "
+        "model, then stopped before the other's starts (two idle servers side by side cost the one at work "
+        "5 to 15 ms at 1280x886 on 2 cores)",
+    )
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
     models = [name for name in args.models.split(",") if name]
@@ -85,19 +93,30 @@ def main(argv: list[str] | None = None) -> int:
     after = REPO if args.after is None else _worktree(args.after, Path(f"{args.worktree}-after"))
     sides = {"before": _worktree(args.before, args.worktree), "after": after}
     cells: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
-    with ExitStack() as stack:
-        servers = {side: stack.enter_context(server_process(env, cwd)) for side, cwd in sides.items()}
-        with httpx.Client(timeout=120) as client:
-            for width, height in SIZES:
-                files = upload(width, height)
-                for model in models:
+    uploads = {(width, height): upload(width, height) for width, height in SIZES}
+
+    def measure(url: str, side: str, width: int, height: int, model: str, count: int) -> None:
+        key = (f"{width}x{height}", model, side)
+        for _ in range(count):
+            cells.setdefault(key, []).append(_send(client, url, uploads[(width, height)], model, args.region))
+
+    with httpx.Client(timeout=120) as client:
+        if args.alone:
+            for first in range(0, args.repeats, args.run):
+                for side, cwd in sides.items():
+                    with server_process(env, cwd) as (url, _):
+                        for (width, height), model in itertools.product(SIZES, models):
+                            _send(client, url, uploads[(width, height)], model, args.region)  # unmeasured: first use
+                            measure(url, side, width, height, model, min(args.run, args.repeats - first))
+        else:
+            with ExitStack() as stack:
+                servers = {side: stack.enter_context(server_process(env, cwd)) for side, cwd in sides.items()}
+                for (width, height), model in itertools.product(SIZES, models):
                     for url, _ in servers.values():
-                        _send(client, url, files, model, args.region)  # unmeasured: first use of this size and model
+                        _send(client, url, uploads[(width, height)], model, args.region)  # unmeasured: first use
                     for first in range(0, args.repeats, args.run):
                         for side, (url, _) in servers.items():
-                            key = (f"{width}x{height}", model, side)
-                            for _ in range(min(args.run, args.repeats - first)):
-                                cells.setdefault(key, []).append(_send(client, url, files, model, args.region))
+                            measure(url, side, width, height, model, min(args.run, args.repeats - first))
     head = " | ".join(f"{m}: model / outside before | {m}: model / outside after" for m in models)
     lines = [f"| upload | {head} |", "|---|" + "---:|---:|" * len(models)]
     for width, height in SIZES:
@@ -112,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "-C", str(after), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     lines += [
         "",
-        f"Median of {args.repeats} per cell ({args.run} in a row to one server), region={args.region}, one client, "
+        f"Median of {args.repeats} per cell ({args.run} in a row to one server"
+        f"{', one server running at a time' if args.alone else ''}), region={args.region}, one client, "
         f"before = {args.before}, after = {commit.stdout.strip()}"
         f"{' (working tree)' if args.after is None else ''}, {os.cpu_count()} CPUs. "
         f"Load average (1, 5, 15 min) at the start {load_before}, at the end {_loadavg()}.",

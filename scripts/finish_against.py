@@ -44,7 +44,9 @@ def _cases(faces: int, data: Path, store: Path) -> list[tuple[str, str, np.ndarr
 def _emit(out: Path, faces: int, data: Path, store: Path) -> None:
     """Finish every case with the `app` on the path (this side's) and save the photos and milliseconds."""
     import torch
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(1, user_api="blas")  # as the server sizes its pools (app.threads), whichever tree runs
     from app.engine.compose import finish_planned, plan_finish
 
     generated = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
