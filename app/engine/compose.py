@@ -17,10 +17,10 @@ from app.engine.depth import EDGE_FILL, EdgeFill, generator_weight, model_pixel
 from app.engine.errors import EngineError, MaskError, ParamsError
 from app.engine.inpaint import INPAINT_RADIUS, INPAINTS
 from app.engine.poisson import PoissonSystem, poisson_solve, poisson_system
-from app.engine.resize import area_resize, box_resize, box_resize_rgb
+from app.engine.resize import area_resize, box_resize_rgb
 from app.engine.search import check_hole_coverage
 from app.engine.separable import Separable, separable, touched
-from app.engine.window import Window, model_window
+from app.engine.window import Window, model_view, model_window
 from training.data import to_pixels, to_signed
 
 BLENDS = ("poisson", "none")
@@ -67,15 +67,14 @@ def prepare(image: np.ndarray, hole: np.ndarray, resolution: int) -> Prepared:
     wider filter (Lanczos, bicubic) would leak the damage into the context.
     """
     _check(image, hole)
-    window = model_window(hole, resolution) or WHOLE
-    image, hole = image[window], hole[window]
-    small_hole = box_resize(hole.astype(np.float32), resolution) > 0
+    found, small_hole = model_view(hole, resolution)
+    window = found or WHOLE
     if small_hole.all():
         raise MaskError(
             f"at the model's {resolution}x{resolution} resolution every pixel touches the hole "
             "(e.g. a fine scattered mask on a large photo): leave larger areas of the photo known"
         )
-    target = to_signed(torch.from_numpy(box_resize_rgb(image, resolution))).clamp(-1.0, 1.0)
+    target = to_signed(torch.from_numpy(box_resize_rgb(image[window], resolution))).clamp(-1.0, 1.0)
     small = torch.from_numpy(small_hole)
     return Prepared(target=target.masked_fill(small, 0.0), hole=small, window=window)
 

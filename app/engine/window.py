@@ -29,12 +29,27 @@ def _best_square(hole: np.ndarray) -> Window:
     return (slice(0, height), span) if width > height else (span, slice(0, width))
 
 
-def model_window(hole: np.ndarray, resolution: int) -> Window | None:
-    """The square the model sees, or None for the whole upload stretched to the square."""
+def _windowed(hole: np.ndarray, resolution: int) -> tuple[Window, np.ndarray] | None:
+    """The best square and its hole at `resolution`; None where the upload is square or the square leaves the
+    model no known pixel."""
     height, width = hole.shape
     if height == width:
         return None
     window = _best_square(hole)
-    if (box_resize(hole[window].astype(np.float32), resolution) > 0).all():
-        return None
-    return window
+    small_hole = box_resize(hole[window].astype(np.float32), resolution) > 0
+    return None if small_hole.all() else (window, small_hole)
+
+
+def model_window(hole: np.ndarray, resolution: int) -> Window | None:
+    """The square the model sees, or None for the whole upload stretched to the square."""
+    found = _windowed(hole, resolution)
+    return None if found is None else found[0]
+
+
+def model_view(hole: np.ndarray, resolution: int) -> tuple[Window | None, np.ndarray]:
+    """`model_window` and the hole the model sees at `resolution`: a model pixel is missing where any hole pixel
+    lies under it. One box filter of the hole serves both (1 ms of a 1280x886 upload's preparation)."""
+    found = _windowed(hole, resolution)
+    if found is not None:
+        return found
+    return None, box_resize(hole.astype(np.float32), resolution) > 0

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from app.engine import finish, prepare
-from app.engine.window import model_window
+from app.engine.resize import box_resize
+from app.engine.window import model_view, model_window
 from tests.engine.test_compose import photo
 
 R = 32
@@ -40,6 +41,18 @@ def test_a_square_with_no_known_pixel_falls_back_to_the_whole_upload() -> None:
     hole = np.zeros((100, 400), dtype=bool)
     hole[:, 200:] = True  # the right half: any square holding the most hole is all hole
     assert model_window(hole, R) is None
+
+
+def test_model_view_is_the_window_and_the_hole_the_model_sees_through_it() -> None:
+    """One box filter for both: the window's hole at R where the upload is windowed, else the whole upload's."""
+    wide = np.zeros((100, 400), dtype=bool)
+    wide[40:60, 330:350] = True
+    window, small = model_view(wide, R)
+    assert window == model_window(wide, R) and window is not None
+    assert np.array_equal(small, box_resize(wide[window].astype(np.float32), R) > 0)
+    for whole in (wide[:, :100].copy(), np.ones((100, 400), dtype=bool)):  # square; a window with nothing known
+        window, small = model_view(whole, R)
+        assert window is None and np.array_equal(small, box_resize(whole.astype(np.float32), R) > 0)
 
 
 def test_prepare_sees_the_face_undistorted_and_finish_fills_outside_the_window() -> None:
