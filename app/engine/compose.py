@@ -55,7 +55,7 @@ def _check(image: np.ndarray, hole: np.ndarray) -> None:
             f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}: "
             "send a mask of the same width and height as the image"
         )
-    check_hole_coverage(int(hole.sum()), hole.size)
+    check_hole_coverage(int(np.count_nonzero(hole)), hole.size)  # a tenth of sum() on bools
 
 
 def prepare(image: np.ndarray, hole: np.ndarray, resolution: int) -> Prepared:
