@@ -102,12 +102,13 @@ def _inflated(data: bytes, picture: Image.Image) -> bytes:
     return b"".join([memoryview(data)[: idat[0][0]], *chunk(b"IDAT", *_stored(rows)), *chunk(b"IEND")])
 
 
-def read_plain_png(data: bytes, picture: Image.Image) -> Image.Image | None:
-    """The pixels of a plain PNG (see `is_plain_png`) in `picture`'s mode; None where ISA-L or libspng refuse
-    them (a short or damaged stream, extra bytes after the rows): Pillow then decides, as for any other file.
-    No gamma or colour key is applied, as Pillow applies none: the pixels are the file's."""
+def read_plain_png(data: bytes, picture: Image.Image) -> np.ndarray | None:
+    """The pixels of a plain PNG (see `is_plain_png`) in `picture`'s mode, (H, W) grey or (H, W, 3 or 4); None
+    where ISA-L or libspng refuse them (a short or damaged stream, extra bytes after the rows): Pillow then
+    decides, as for any other file. No gamma or colour key is applied, as Pillow applies none: the pixels are
+    the file's."""
     try:
         pixels: np.ndarray = pyspng.load(_inflated(data, picture), picture.mode)
     except (ValueError, RuntimeError, IsalError):  # type: ignore[misc]  # isal's stubs declare IsalError an instance
         return None
-    return Image.fromarray(pixels)
+    return pixels
