@@ -50,8 +50,9 @@ def _emit(out: Path, faces: int, data: Path, store: Path) -> None:
     from app.engine.compose import finish_planned, plan_finish
 
     generated = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    cases = _cases(faces, data, store)
     photos, seconds = {}, {}
-    for number, (*_, image, hole) in enumerate(_cases(faces, data, store)):
+    for number, (_, _, image, hole) in enumerate(cases):
         for blend in ("poisson", "none"):
             plan = plan_finish(image, hole, 64, blend)
             best = float("inf")
@@ -60,7 +61,8 @@ def _emit(out: Path, faces: int, data: Path, store: Path) -> None:
                 finished = finish_planned(image, hole, generated, plan)
                 best = min(best, time.perf_counter() - started)
             photos[f"{number} {blend}"], seconds[f"{number} {blend}"] = finished, best
-    np.savez(out, names=np.array(list(photos)), seconds=np.array(list(seconds.values())), **photos)
+    sets = np.array([set_name for set_name, *_ in cases])
+    np.savez(out, names=np.array(list(photos)), seconds=np.array(list(seconds.values())), sets=sets, **photos)
 
 
 def _side(commit: str | None, out: Path, args: argparse.Namespace, folder: Path) -> None:
@@ -101,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.against is None:
         parser.error("--against is required")
-    sets = [name for name, *_ in _cases(args.faces, args.data, args.store)]
     with tempfile.TemporaryDirectory() as folder:
         before, after = Path(folder) / "before.npz", Path(folder) / "after.npz"
         _side(args.against, before, args, Path(folder))
         _side(None, after, args, Path(folder))
         with np.load(before) as old, np.load(after) as new:
+            sets = [str(name) for name in new["sets"]]  # each case's set, as the children made them
+            assert sets == [str(name) for name in old["sets"]], "both sides must finish the same cases"
             lines = [
                 "| set | blend | photos differing | pixels differing | largest | "
                 f"ms before ({args.against}) | ms after |",

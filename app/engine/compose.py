@@ -239,8 +239,10 @@ def _fill_resizes(resolution: int, shape: tuple[int, int], blend_size: tuple[int
     """None where OpenCV does not separate a resize: the window's answer is then made whole."""
     height, width = shape
     up = separable((resolution, resolution), (width, height), cv2.INTER_CUBIC)
-    if up is None or blend_size is None:
-        return None if up is None else _FillResizes(up, None)
+    if up is None:
+        return None
+    if blend_size is None:
+        return _FillResizes(up, None)
     down, back = separable(shape, blend_size), separable((blend_size[1], blend_size[0]), (width, height))
     return None if down is None or back is None else _FillResizes(up, (down.after(up), back))
 
