@@ -67,8 +67,14 @@ class _Health:
 class SearchBackend(Protocol):
     """What the HTTP layer needs from whatever runs searches on the devices."""
 
-    def submit(self, model_key: str, job: Job, timeout: float | None = None) -> asyncio.Future[SearchResult]:
-        """Queue a search; must be called on the event loop. Raises QueueFullError or ShuttingDownError."""
+    def submit(
+        self, model_key: str, job: Job, timeout: float | None = None, on_admit: Callable[[], None] | None = None
+    ) -> asyncio.Future[SearchResult]:
+        """Queue a search; must be called on the event loop. Raises QueueFullError or ShuttingDownError.
+
+        `on_admit` is called on the event loop once the search holds its slots, before its first step: never
+        if it is not admitted, again if a step that ran out of memory requeued it.
+        """
         ...
 
     @property
@@ -122,7 +128,17 @@ class _Request:
     job: Job
     future: asyncio.Future[SearchResult]
     loop: asyncio.AbstractEventLoop
+    on_admit: Callable[[], None] | None = None
     batch_slots: int = 0  # the most live slots of a step it took part in (SearchResult.batch_slots)
+
+    def admitted(self) -> None:
+        """Device thread: the search holds its slots; tell the coroutine (it may start what overlaps the search)."""
+        if self.on_admit is None:
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.on_admit)
+        except RuntimeError:  # the loop closed: nobody is waiting any more
+            log.debug("dropped an admission notice: its event loop is closed")
 
 
 @dataclass
@@ -215,6 +231,7 @@ class _DeviceRunner:
                 continue
             self._keys[ticket] = key
             self._owners[ticket.model][key] = ticket
+            ticket.job.admitted()
         for model, batch in self._batches.items():
             if batch.live_slots:
                 self._step_model(model, batch, out)
@@ -325,8 +342,11 @@ class IterationPool:
     def waiting(self) -> int:
         return self._scheduler.waiting
 
-    def submit(self, model_key: str, job: Job, timeout: float | None = None) -> asyncio.Future[SearchResult]:
-        """Queue a search (call on the event loop); `timeout` overrides the pool's default deadline.
+    def submit(
+        self, model_key: str, job: Job, timeout: float | None = None, on_admit: Callable[[], None] | None = None
+    ) -> asyncio.Future[SearchResult]:
+        """Queue a search (call on the event loop); `timeout` overrides the pool's default deadline, and
+        `on_admit` runs on the loop once the search holds its slots, before its first step.
 
         Raises QueueFullError or ShuttingDownError at once. Cancelling the returned future (the
         request timed out, the client left) frees the search's slots within a step.
@@ -334,7 +354,7 @@ class IterationPool:
         if model_key not in self._models:
             raise ModelUnloadedError(f"model {model_key} was unloaded by a reload: send the request again")
         loop = asyncio.get_running_loop()
-        request = _Request(job, loop.create_future(), loop)
+        request = _Request(job, loop.create_future(), loop, on_admit)
         limit = self._timeout if timeout is None else timeout
         ticket = self._scheduler.submit(model_key, request, job.params.slots, limit)
         self._metrics.queue_depth.set(self._scheduler.waiting)

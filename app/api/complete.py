@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -153,6 +154,12 @@ async def _await_search(request: Request, future: asyncio.Future[SearchResult], 
     if gone.done() and not gone.cancelled():
         raise Problem("client-gone", "the client closed the connection before the search finished")
     raise TimeoutError
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    """Mark `future` done, once (a search requeued after running out of memory is admitted again)."""
+    if not future.done():
+        future.set_result(None)
 
 
 def _inline(fn: Any, *args: Any) -> asyncio.Future[Any]:
@@ -339,10 +346,10 @@ async def complete(
     # request's faces never fill the queue on their own
     share = asyncio.Semaphore(max(1, settings.queue_size // 4))
 
-    def submit(key: str, job: Any) -> Coroutine[Any, Any, SearchResult]:
+    def submit(key: str, job: Any, on_admit: Callable[[], None] | None = None) -> Coroutine[Any, Any, SearchResult]:
         """Hands `job` to the pool now; what it returns waits for the result."""
         remaining = max(limit - (time.perf_counter() - started), 0.0)
-        future = backend.submit(key, job, timeout=remaining)
+        future = backend.submit(key, job, timeout=remaining, on_admit=on_admit)
         request.state.admission.release()  # its queue place is now the pool's to count
         return _await_search(request, future, remaining + _STUCK_STEP_SLACK_S)
 
@@ -373,11 +380,22 @@ async def complete(
         else:
             if restoration is None:
                 restoration = await nearby(begin_restoration, upload, entry.resolution)
-            waiting = submit(entry.key, restoration.job(entry.served, params))
             # what finishing needs from the upload alone is made while the search runs (on a small upload, on
-            # the event loop while the pool's thread steps)
-            planning = nearby(restoration.plan, blend, edge_setting)  # raises only when awaited, after the search
-            result = await waiting
+            # the event loop while the pool's thread steps), from the moment it holds its slots: made beside the
+            # admission, the two took turns for the interpreter lock (1 ms at 64x64). A search that will queue
+            # behind others has it made during its wait.
+            admitted = asyncio.get_running_loop().create_future()
+            queued = backend.waiting > 0
+            waiting = asyncio.ensure_future(
+                submit(entry.key, restoration.job(entry.served, params), partial(_settle, admitted))
+            )
+            try:
+                if not queued:
+                    await asyncio.wait((admitted, waiting), return_when=asyncio.FIRST_COMPLETED)
+                planning = nearby(restoration.plan, blend, edge_setting)  # raises only when awaited, after the search
+                result = await waiting
+            finally:
+                waiting.cancel()  # a no-op once it has answered; otherwise nobody waits for it any more
             searched = time.perf_counter()
             known = await compressing if compressing is not None else None
             finishing = run(restored_file, upload, restoration, result.generated, await planning, output_format, known)

@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
+import cv2
 import numpy as np
 import torch
-from scipy import ndimage
 
 from app.engine.errors import EngineError, MaskError, ParamsError
 
@@ -99,11 +99,23 @@ class HoleBudget:
     shallow: int = 100
 
     def __call__(self, hole: torch.Tensor) -> int:
-        depth = float(ndimage.distance_transform_edt(hole.cpu().numpy()).max()) / hole.shape[-1]
+        depth = hole_depth(hole.cpu().numpy()) / hole.shape[-1]
         return next((iterations for least, iterations in self.tiers if depth >= least), self.shallow)
 
 
 HOLE_BUDGET = HoleBudget()
+
+
+def hole_depth(hole: np.ndarray) -> float:
+    """The largest distance, in pixels, from a hole pixel to the nearest known one (a mask with both).
+
+    OpenCV's exact Euclidean transform, in a third of SciPy's time (it runs as every search is admitted). Its
+    float32 maximum is squared back to the whole number it is the root of, so the float64 root has SciPy's bits
+    and a depth on a tier's edge picks the same budget.
+    """
+    nearest = cv2.distanceTransform(np.ascontiguousarray(hole).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return math.sqrt(round(float(nearest.max()) ** 2))
+
 
 # Per start, the budget and prior chosen from `python -m app evaluate --curves` (docs/evaluation/curves):
 # from the encoder's guess a search without the discriminator's prior, its length set by the hole,

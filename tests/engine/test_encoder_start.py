@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from app.engine import ParamsError, SearchJob, SearchParams, SearchRunner, make_mask
-from app.engine.search import DEFAULTS, HOLE_BUDGET, params_for
+from app.engine.search import DEFAULTS, HOLE_BUDGET, hole_depth, params_for
 from tests.conftest import TINY
 from training.networks import Discriminator, Encoder, EncoderConfig, Generator
 
@@ -103,6 +104,21 @@ def test_peek_is_the_answer_of_a_shorter_budget(encoded: SearchRunner) -> None:
     assert peeked.iterations == short.iterations
     torch.testing.assert_close(peeked.generated, short.generated, rtol=0, atol=0)
     assert peeked.loss == short.loss
+
+
+def test_hole_depth_is_scipys_to_the_bit() -> None:
+    """The depth that picks a budget: SciPy's exact distance transform's maximum, bit for bit, over the masks
+    the evaluation sends and random ones (holes on the border, one known pixel, a speckle)."""
+    rng = np.random.default_rng(7)
+    masks = [make_mask(kind, side, rng) for kind in ("center", "half", "strokes", "random80") for side in (16, 64, 128)]
+    for side in (7, 64, 128):
+        masks.append(rng.random((side, side)) < rng.random())
+        lone = np.ones((side, side), dtype=bool)
+        lone[rng.integers(side), rng.integers(side)] = False
+        masks.append(lone)
+    for mask in masks:
+        if mask.any() and not mask.all():
+            assert hole_depth(mask) == float(ndimage.distance_transform_edt(mask).max())
 
 
 def test_the_hole_sets_the_default_budget(encoded: SearchRunner) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from app.engine import MaskError, ParamsError, PrecisionError, SearchJob, SearchParams, SearchRunner, make_mask
 from app.engine.adam import BETA1, BETA2, EPS, adam_step
@@ -167,6 +168,20 @@ def test_row_adam_matches_torch_adam() -> None:
         optimiser.step()
         ours = adam_step(ours, grad, m, v, steps, torch.tensor([0.03]))
     torch.testing.assert_close(ours, reference.detach())
+
+
+@pytest.mark.parametrize("window", [1, 3, 7, 11])
+def test_importance_weights_match_average_pooling_bit_for_bit(window: int) -> None:
+    """The box sum gives the bits of PyTorch's in-image average (the search's answers depend on them)."""
+    generator = torch.Generator().manual_seed(window)
+    for rows, cols in [(64, 64), (128, 128), (13, 40), (window, window + 2)]:
+        for share in (0.02, 0.3, 0.9):
+            hole = torch.rand(rows, cols, generator=generator) < share
+            pooled = F.avg_pool2d(hole.float()[None, None], window, 1, window // 2, count_include_pad=False)[0, 0]
+            expected = pooled * (~hole).float()
+            assert torch.equal(importance_weights(hole, window), expected)
+            transposed = hole.t()  # a strided view, as a caller may hand over
+            assert torch.equal(importance_weights(transposed, window), expected.t())
 
 
 def test_importance_weights_follow_yeh() -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from app.engine import SearchRunner
+from app.engine.errors import EngineError
 from app.metrics import Metrics
 from app.pool import IterationPool, ModelUnloadedError
 from app.scheduler import DeadlineExceeded, QueueFullError, ShuttingDownError
@@ -133,6 +134,38 @@ def test_a_cancelled_request_frees_its_slots_within_a_step_or_two(runner: Search
         await until(lambda: sample(metrics, "imgcomp_live_slots", device="cpu") == 0)
         assert sample(metrics, "imgcomp_slots_per_step_count") - steps <= 2
         await _the_whole_budget_runs(pool)
+
+    try:
+        asyncio.run(main())
+    finally:
+        pool.stop()
+
+
+def test_on_admit_runs_on_the_loop_once_the_search_holds_its_slots(runner: SearchRunner) -> None:
+    """What a request overlaps with its search starts on this notice: not while the search waits for slots,
+    before its answer, once; a search that cannot be admitted never sends it."""
+    pool, _ = make_pool(runner, budget=2)
+    pool.start()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        notices: list[tuple[str, bool, bool]] = []
+        first = pool.submit(MODEL, make_job(0, iterations=60))  # holds both slots
+        waiting: asyncio.Future[Any] | None = None
+
+        def second_admitted() -> None:
+            assert asyncio.get_running_loop() is loop
+            assert waiting is not None
+            notices.append(("second", first.done(), waiting.done()))
+
+        waiting = pool.submit(MODEL, make_job(1, iterations=5), on_admit=second_admitted)
+        misfit = make_job(2)
+        misfit = type(misfit)(misfit.target[:, :4], misfit.hole, misfit.params)  # the wrong shape: refused at admission
+        refused = pool.submit(MODEL, misfit, on_admit=lambda: notices.append(("misfit", True, True)))
+        await asyncio.gather(first, waiting)
+        with pytest.raises(EngineError):
+            await refused
+        assert notices == [("second", True, False)]  # after the first freed the slots, before its own answer
 
     try:
         asyncio.run(main())
