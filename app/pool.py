@@ -133,12 +133,15 @@ class _Request:
 
     def admitted(self) -> None:
         """Device thread: the search holds its slots; tell the coroutine (it may start what overlaps the search)."""
-        if self.on_admit is None:
-            return
+        if self.on_admit is not None:
+            self.on_loop("an admission notice", self.on_admit)
+
+    def on_loop(self, what: str, callback: Callable[..., None], *args: object) -> None:
+        """Any thread: `callback(*args)` on the request's event loop, dropped (and logged as `what`) once it closed."""
         try:
-            self.loop.call_soon_threadsafe(self.on_admit)
+            self.loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop closed: nobody is waiting any more
-            log.debug("dropped an admission notice: its event loop is closed")
+            log.debug("dropped %s: its event loop is closed", what)
 
 
 @dataclass
@@ -506,7 +509,4 @@ class IterationPool:
         request = ticket.job
         if result is not None:
             result.batch_slots = request.batch_slots
-        try:
-            request.loop.call_soon_threadsafe(settle, request.future, result, error)
-        except RuntimeError:  # the loop closed: nobody is waiting any more
-            log.debug("dropped an answer: its event loop is closed")
+        request.on_loop("an answer", settle, request.future, result, error)

@@ -31,24 +31,20 @@ def importance_weights(hole: torch.Tensor, window: int = 7) -> torch.Tensor:
     assert hole.dim() == 2 and hole.dtype == torch.bool, (hole.shape, hole.dtype)
     assert window % 2 == 1, "the window must be centred on its pixel"
     missing = np.ascontiguousarray(hole.numpy())
-    holes = cv2.boxFilter(
-        missing.view(np.uint8), cv2.CV_32F, (window, window), normalize=False, borderType=cv2.BORDER_CONSTANT
-    )
-    share = holes / _in_image(*missing.shape, window)
+    share = _box_sum(missing.view(np.uint8), window) / _in_image(*missing.shape, window)
     share[missing] = 0.0
     return torch.from_numpy(share)
+
+
+def _box_sum(plane: np.ndarray, window: int) -> np.ndarray:
+    """(H, W) float32: the sum of each pixel's window of an (H, W) uint8 plane, zero outside it (whole counts)."""
+    return cv2.boxFilter(plane, cv2.CV_32F, (window, window), normalize=False, borderType=cv2.BORDER_CONSTANT)
 
 
 @functools.lru_cache(maxsize=8)
 def _in_image(rows: int, cols: int, window: int) -> np.ndarray:
     """(rows, cols) float32: how many pixels of each pixel's window lie inside the image."""
-    reach = window // 2
-
-    def along(length: int) -> np.ndarray:
-        centre = np.arange(length)
-        return np.minimum(centre + reach, length - 1) - np.maximum(centre - reach, 0) + 1
-
-    counts = np.outer(along(rows), along(cols)).astype(np.float32)
+    counts = _box_sum(np.ones((rows, cols), dtype=np.uint8), window)
     counts.flags.writeable = False
     return counts
 
